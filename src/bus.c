@@ -1,0 +1,606 @@
+/*
+ * bus.c: one worker thread per Modbus bus.
+ *
+ * The worker owns the bus' modbus_t and its devices' schedules.  It sleeps on
+ * the monotonic clock until the next device is due, reads that device's
+ * points with the requests planned by plan.c, decodes them (decode.c) and
+ * pushes one event per poll onto the queue.  It never touches core state.
+ *
+ * RS-485 is half duplex and libmodbus blocks, so there is no point in more
+ * than one outstanding request per bus; a thread per bus keeps the code
+ * straight-line and lets one slow port not delay another.  A Modbus TCP
+ * endpoint is a "bus" too: its devices are unit ids behind one connection.
+ *
+ * A device that stops answering costs its own timeout once per poll, and
+ * after 'offline_after' failures only once per back-off period: the first
+ * request that times out (after retries) ends that device's poll, so the
+ * other devices on the bus keep their schedule.  A merged read that gets a
+ * Modbus exception is split into per-point reads for good, so one point a
+ * firmware refuses does not spoil its neighbours.
+ *
+ * RTU and TCP differ only in how the context is made and opened, a private
+ * table of two function pointers (the way libmodbus hides its own backends).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+
+#include <modbus.h>
+
+#include "backoff.h"
+#include "bus.h"
+#include "decode.h"
+#include "log.h"
+#include "plan.h"
+#include "util.h"
+
+#define LINK_RETRY_MIN_MS 1000
+#define LINK_RETRY_MAX_MS 30000
+
+struct dev_state {
+	int index;                       /* into conf->devices */
+	const struct device_conf *dc;
+	const struct profile *prof;
+	struct plan plan;
+	int64_t due;                     /* monotonic ms */
+	unsigned fails;                  /* failed polls in a row */
+	bool offline;
+	bool frame_trouble;              /* bad frames logged, waiting for a clean poll */
+	uint64_t polls, timeouts, exceptions, bad_frames, missed;
+	uint64_t frames_at_trouble;
+};
+
+struct backend {
+	modbus_t *(*create)(const struct bus_conf *bc);
+	int (*open)(struct bus *b);
+};
+
+struct bus {
+	const struct conf *conf;
+	const struct bus_conf *bc;
+	int index;
+	struct queue *q;
+	const struct backend *be;
+	modbus_t *ctx;
+	bool link_up;                    /* port open / TCP connected */
+	bool link_reported_down;
+	unsigned link_fails;
+	int64_t link_retry_at;
+	char link_error[384];
+	struct dev_state *devs;
+	size_t ndevs;
+	uint64_t queue_refused;
+
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;                       /* under lock */
+};
+
+enum outcome { RD_OK, RD_EXCEPTION, RD_NO_REPLY, RD_LINK };
+
+static modbus_t *rtu_create(const struct bus_conf *bc)
+{
+	return modbus_new_rtu(bc->device, bc->baud, bc->parity, bc->data_bits, bc->stop_bits);
+}
+
+static int rtu_open(struct bus *b)
+{
+	if (modbus_connect(b->ctx) < 0) {
+		int e = errno;
+		snprintf(b->link_error, sizeof(b->link_error), "open '%s': %s%s", b->bc->device, strerror(e),
+			 e == EACCES ? " (is the user in group 'dialout'?)" : "");
+		return -e;
+	}
+	/* Lock the port against a second opener (another agrigw, a technician's
+	 * tool): TIOCEXCL makes their open() fail with EBUSY. */
+	(void) ioctl(modbus_get_socket(b->ctx), TIOCEXCL);
+	if (b->bc->rs485 && modbus_rtu_set_serial_mode(b->ctx, MODBUS_RTU_RS485) < 0)
+		log_warn("bus '%s': '%s' refuses RS-485 mode (%s); working on without it",
+			 b->bc->name, b->bc->device, modbus_strerror(errno));
+	return 0;
+}
+
+static modbus_t *tcp_create(const struct bus_conf *bc)
+{
+	char port[8];
+
+	snprintf(port, sizeof(port), "%d", bc->port);
+	return modbus_new_tcp_pi(bc->host, port);
+}
+
+static int tcp_open(struct bus *b)
+{
+	int ms = b->bc->connect_timeout_ms;
+
+	/* libmodbus uses the response timeout for connect() */
+	modbus_set_response_timeout(b->ctx, (uint32_t) (ms / 1000), (uint32_t) (ms % 1000) * 1000);
+	if (modbus_connect(b->ctx) < 0) {
+		int e = errno;
+		snprintf(b->link_error, sizeof(b->link_error), "connect %s:%d: %s", b->bc->host, b->bc->port,
+			 modbus_strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static const struct backend rtu_backend = { rtu_create, rtu_open };
+static const struct backend tcp_backend = { tcp_create, tcp_open };
+
+struct bus *bus_new(const struct conf *c, int bus_index, struct queue *q)
+{
+	struct bus *b = calloc(1, sizeof(*b));
+	size_t n = 0, k = 0;
+
+	if (!b)
+		return NULL;
+	b->conf = c;
+	b->bc = &c->buses[bus_index];
+	b->index = bus_index;
+	b->q = q;
+	b->be = b->bc->type == BUS_RTU ? &rtu_backend : &tcp_backend;
+	pthread_mutex_init(&b->lock, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&b->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	for (size_t i = 0; i < c->ndevices; i++)
+		if (c->devices[i].bus == bus_index && c->devices[i].enabled)
+			n++;
+	b->devs = calloc(n ? n : 1, sizeof(*b->devs));
+	if (!b->devs)
+		goto fail;
+	for (size_t i = 0; i < c->ndevices; i++) {
+		const struct device_conf *dc = &c->devices[i];
+		struct dev_state *d;
+
+		if (dc->bus != bus_index || !dc->enabled)
+			continue;
+		d = &b->devs[k++];
+		d->index = (int) i;
+		d->dc = dc;
+		d->prof = &c->profiles[dc->profile];
+		if (plan_build(d->prof->points, d->prof->npoints, dc->max_registers, dc->max_gap, &d->plan) < 0) {
+			/* conf.c rejects such profiles; this is a programmer mistake */
+			log_err("device '%s': profile '%s' cannot be read with max_registers %d",
+				dc->name, d->prof->name, dc->max_registers);
+			goto fail;
+		}
+	}
+	b->ndevs = k;
+	return b;
+fail:
+	bus_free(b);
+	return NULL;
+}
+
+static bool stopping(struct bus *b)
+{
+	bool s;
+
+	pthread_mutex_lock(&b->lock);
+	s = b->stop;
+	pthread_mutex_unlock(&b->lock);
+	return s;
+}
+
+/* Sleep until monotonic time 'until' or until asked to stop.  Returns true when stopping. */
+static bool sleep_until(struct bus *b, int64_t until)
+{
+	struct timespec ts = { .tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000 };
+	bool s;
+
+	pthread_mutex_lock(&b->lock);
+	while (!b->stop && mono_ms() < until)
+		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == ETIMEDOUT)
+			break;
+	s = b->stop;
+	pthread_mutex_unlock(&b->lock);
+	return s;
+}
+
+static void push(struct bus *b, struct event *ev)
+{
+	if (!ev) {
+		b->queue_refused++;
+		return;
+	}
+	ev->bus = b->index;
+	if (queue_push(b->q, ev) < 0) {
+		free(ev);
+		if (b->queue_refused++ == 0)
+			log_err("bus '%s': core queue full, reading dropped (counted)", b->bc->name);
+	}
+}
+
+static void push_bus_state(struct bus *b, int up)
+{
+	struct event *ev = event_new(EV_BUS_STATE, 0);
+
+	if (ev) {
+		ev->online = up;
+		ev->mono_ms = mono_ms();
+		ev->wall_ms = wall_ms();
+		strlcpy_(ev->error, up ? "" : b->link_error, sizeof(ev->error));
+	}
+	push(b, ev);
+}
+
+static void link_close(struct bus *b)
+{
+	if (b->link_up)
+		modbus_close(b->ctx);
+	b->link_up = false;
+}
+
+/* Make sure the link is open; false when it is down (and its retry time not reached). */
+static bool link_ensure(struct bus *b, int64_t now)
+{
+	int r;
+
+	if (b->link_up)
+		return true;
+	if (now < b->link_retry_at)
+		return false;
+	r = b->be->open(b);
+	if (r < 0) {
+		int64_t d = backoff_jitter(LINK_RETRY_MIN_MS, LINK_RETRY_MAX_MS, b->link_fails++, rand32());
+
+		b->link_retry_at = now + d;
+		if (!b->link_reported_down) {
+			log_warn("bus '%s': %s, retrying every %d s at most", b->bc->name, b->link_error,
+				 LINK_RETRY_MAX_MS / 1000);
+			b->link_reported_down = true;
+			push_bus_state(b, 0);
+		}
+		return false;
+	}
+	b->link_up = true;
+	b->link_fails = 0;
+	if (b->link_reported_down) {
+		log_notice("bus '%s': link back up", b->bc->name);
+		b->link_reported_down = false;
+		push_bus_state(b, 1);
+	}
+	return true;
+}
+
+static bool is_exception(int e)
+{
+	return e >= EMBXILFUN && e <= EMBXGTAR;
+}
+
+static bool is_bad_frame(int e)
+{
+	return e >= EMBBADCRC && e <= EMBBADSLAVE;
+}
+
+/* Read 'count' registers or bits; bits are stored one per uint16_t. */
+static int raw_read(modbus_t *ctx, enum table t, int addr, int count, uint16_t *out)
+{
+	uint8_t bits[MODBUS_MAX_READ_BITS];
+	int rc;
+
+	switch (t) {
+	case TABLE_HOLDING:
+		return modbus_read_registers(ctx, addr, count, out);
+	case TABLE_INPUT:
+		return modbus_read_input_registers(ctx, addr, count, out);
+	case TABLE_COIL:
+	case TABLE_DISCRETE:
+		rc = t == TABLE_COIL ? modbus_read_bits(ctx, addr, count, bits) : modbus_read_input_bits(ctx, addr, count, bits);
+		for (int i = 0; i < rc; i++)
+			out[i] = bits[i];
+		return rc;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/*
+ * One request with the device's retries.  Timeouts and bad frames are
+ * retried; an exception is an answer and is not.  A broken TCP connection
+ * or a vanished serial port ends the poll (RD_LINK).
+ */
+static enum outcome read_with_retries(struct bus *b, struct dev_state *d, enum table t, int addr, int count,
+				      uint16_t *out, int *ret_errno)
+{
+	for (int attempt = 0; attempt <= d->dc->retries; attempt++) {
+		int rc, e;
+
+		if (attempt > 0 || b->bc->pause_ms > 0) {
+			/* the bus' silence between requests (and before a retry) */
+			if (b->bc->pause_ms > 0 && sleep_until(b, mono_ms() + b->bc->pause_ms))
+				return RD_NO_REPLY;
+		}
+		rc = raw_read(b->ctx, t, addr, count, out);
+		if (rc == count)
+			return RD_OK;
+		e = rc < 0 ? errno : EMBMDATA;
+		*ret_errno = e;
+		if (is_exception(e)) {
+			d->exceptions++;
+			return RD_EXCEPTION;
+		}
+		if (e == ETIMEDOUT) {
+			d->timeouts++;
+		} else if (is_bad_frame(e)) {
+			d->bad_frames++;
+		} else {
+			/* ECONNRESET, EPIPE, EBADF, EIO, ...: the link itself */
+			snprintf(b->link_error, sizeof(b->link_error), "%s", modbus_strerror(e));
+			link_close(b);
+			b->link_retry_at = 0;
+			return RD_LINK;
+		}
+		/* drop late or partial bytes so they do not poison the next reply */
+		modbus_flush(b->ctx);
+	}
+	return RD_NO_REPLY;
+}
+
+static void decode_points(const struct dev_state *d, const struct plan_request *r, const uint16_t *regs,
+			  size_t first, size_t n, struct event *ev)
+{
+	for (size_t j = first; j < first + n; j++) {
+		int pi = d->plan.order[j];
+		const struct point *p = &d->prof->points[pi];
+		const uint16_t *src = regs + (p->address - r->start);
+		struct event_value *v = &ev->values[pi];
+
+		v->state = (uint8_t) decode_point(p, src, &v->value);
+		v->raw = decode_bits(src, p->type, p->order);
+	}
+}
+
+static void mark_points(const struct dev_state *d, size_t first, size_t n, enum value_state s, struct event *ev)
+{
+	for (size_t j = first; j < first + n; j++)
+		ev->values[d->plan.order[j]].state = (uint8_t) s;
+}
+
+/* Poll one device once.  Returns true when it answered at all. */
+static bool poll_device(struct bus *b, struct dev_state *d, struct event *ev, int *ret_errno)
+{
+	uint16_t regs[MODBUS_MAX_READ_BITS];
+	int tmo = d->dc->timeout_ms ? d->dc->timeout_ms : b->bc->response_timeout_ms;
+	bool answered = false;
+
+	modbus_set_slave(b->ctx, d->dc->unit);
+	modbus_set_response_timeout(b->ctx, (uint32_t) (tmo / 1000), (uint32_t) (tmo % 1000) * 1000);
+	mark_points(d, 0, d->plan.npoints, VAL_NO_REPLY, ev);
+
+	for (size_t i = 0; i < d->plan.nreq; i++) {
+		struct plan_request *r = &d->plan.req[i];
+		enum outcome o;
+
+		if (!r->split) {
+			o = read_with_retries(b, d, r->table, r->start, r->count, regs, ret_errno);
+			if (o == RD_OK) {
+				decode_points(d, r, regs, r->first_point, r->npoints, ev);
+				answered = true;
+				continue;
+			}
+			if (o == RD_LINK || o == RD_NO_REPLY)
+				return answered;     /* silent device: pay its timeout once */
+			answered = true;
+			if (r->npoints == 1) {
+				mark_points(d, r->first_point, 1, VAL_EXCEPTION, ev);
+				continue;
+			}
+			log_notice("device '%s': %s read of %u registers at %u refused (%s); reading its %u points one by one from now on",
+				   d->dc->name, conf_table_name(r->table), r->count, r->start,
+				   modbus_strerror(*ret_errno), r->npoints);
+			r->split = true;
+		}
+		/* split: each point on its own */
+		for (size_t j = r->first_point; j < (size_t) r->first_point + r->npoints; j++) {
+			const struct point *p = &d->prof->points[d->plan.order[j]];
+			struct plan_request one = { .table = p->table, .start = p->address };
+
+			one.count = (uint16_t) plan_point_width(p);
+			o = read_with_retries(b, d, p->table, p->address, one.count, regs, ret_errno);
+			if (o == RD_OK) {
+				decode_points(d, &one, regs, j, 1, ev);
+				answered = true;
+			} else if (o == RD_EXCEPTION) {
+				mark_points(d, j, 1, VAL_EXCEPTION, ev);
+				answered = true;
+			} else {
+				return answered;
+			}
+		}
+	}
+	return answered;
+}
+
+static void fill_counters(const struct dev_state *d, struct event *ev)
+{
+	ev->polls = d->polls;
+	ev->timeouts = d->timeouts;
+	ev->exceptions = d->exceptions;
+	ev->bad_frames = d->bad_frames;
+}
+
+static void describe_error(int e, char *buf, size_t size)
+{
+	if (e == ETIMEDOUT)
+		snprintf(buf, size, "no response");
+	else
+		snprintf(buf, size, "%s", modbus_strerror(e));
+}
+
+static void run_device(struct bus *b, struct dev_state *d, int64_t now)
+{
+	struct event *ev = event_new(EV_READING, d->prof->npoints);
+	int err = ETIMEDOUT;
+	bool answered = false;
+	uint64_t frames_before = d->bad_frames;
+
+	if (!ev) {
+		b->queue_refused++;
+		d->due = sched_next(d->due, d->dc->interval_ms, now, NULL);
+		return;
+	}
+	d->polls++;
+	if (link_ensure(b, now))
+		answered = poll_device(b, d, ev, &err);
+	else
+		err = 0;
+	ev->device = d->index;
+	ev->mono_ms = mono_ms();
+	ev->wall_ms = wall_ms();
+
+	/* garbage on the wire: say so once, then only count, until a clean poll */
+	if (d->bad_frames > frames_before && !d->frame_trouble) {
+		log_warn("device '%s': unparsable reply (%s); further ones are only counted",
+			 d->dc->name, modbus_strerror(err));
+		d->frame_trouble = true;
+		d->frames_at_trouble = frames_before;
+	} else if (d->frame_trouble && answered && d->bad_frames == frames_before) {
+		log_notice("device '%s': replies clean again after %llu bad frames", d->dc->name,
+			   (unsigned long long) (d->bad_frames - d->frames_at_trouble));
+		d->frame_trouble = false;
+	}
+
+	if (answered) {
+		if (d->offline) {
+			struct event *st = event_new(EV_DEVICE_STATE, 0);
+
+			log_notice("device '%s': responding again after %u failed polls", d->dc->name, d->fails);
+			if (st) {
+				st->device = d->index;
+				st->online = 1;
+				st->failures = d->fails;
+				st->mono_ms = ev->mono_ms;
+				st->wall_ms = ev->wall_ms;
+				fill_counters(d, st);
+			}
+			push(b, st);
+			d->offline = false;
+			d->due = now;    /* back on its own schedule from here */
+		}
+		d->fails = 0;
+		fill_counters(d, ev);
+		push(b, ev);
+		unsigned missed = 0;
+		d->due = sched_next(d->due, d->dc->interval_ms, mono_ms(), &missed);
+		d->missed += missed;
+		return;
+	}
+
+	free(ev);
+	d->fails++;
+	if (!d->offline && d->fails >= (unsigned) d->dc->offline_after) {
+		struct event *st = event_new(EV_DEVICE_STATE, 0);
+		char why[400];
+
+		if (err)
+			describe_error(err, why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "bus down: %s", b->link_error);
+		log_warn("device '%s' (unit %d on bus '%s'): %s, offline after %u failed polls; probing with back-off up to %d s",
+			 d->dc->name, d->dc->unit, b->bc->name, why, d->fails, d->dc->backoff_max_ms / 1000);
+		if (st) {
+			st->device = d->index;
+			st->online = 0;
+			st->failures = d->fails;
+			st->mono_ms = mono_ms();
+			st->wall_ms = wall_ms();
+			strlcpy_(st->error, why, sizeof(st->error));
+			fill_counters(d, st);
+		}
+		push(b, st);
+		d->offline = true;
+	}
+	if (d->offline) {
+		/* capped exponential back-off: the bus pays this device's timeout rarely */
+		unsigned k = d->fails - (unsigned) d->dc->offline_after;
+		d->due = mono_ms() + backoff_delay(d->dc->interval_ms, d->dc->backoff_max_ms, k);
+	} else {
+		d->due = sched_next(d->due, d->dc->interval_ms, mono_ms(), NULL);
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct bus *b = arg;
+	int64_t start = mono_ms();
+
+	for (size_t i = 0; i < b->ndevs; i++)
+		b->devs[i].due = sched_first(start, b->devs[i].dc->interval_ms, (unsigned) i, (unsigned) b->ndevs);
+	while (b->ndevs > 0) {
+		struct dev_state *next = &b->devs[0];
+		int64_t now;
+
+		for (size_t i = 1; i < b->ndevs; i++)
+			if (b->devs[i].due < next->due)
+				next = &b->devs[i];
+		if (sleep_until(b, next->due))
+			break;
+		now = mono_ms();
+		run_device(b, next, now);
+		if (stopping(b))
+			break;
+	}
+	return NULL;
+}
+
+int bus_start(struct bus *b)
+{
+	int r;
+
+	b->ctx = b->be->create(b->bc);
+	if (!b->ctx) {
+		int e = errno ? errno : ENOMEM;
+		log_err("bus '%s': cannot create Modbus context: %s", b->bc->name, strerror(e));
+		return -e;
+	}
+	modbus_set_error_recovery(b->ctx, MODBUS_ERROR_RECOVERY_NONE);
+	r = pthread_create(&b->thread, NULL, worker, b);
+	if (r) {
+		log_err("bus '%s': cannot start worker: %s", b->bc->name, strerror(r));
+		return -r;
+	}
+	b->started = true;
+	return 0;
+}
+
+void bus_stop(struct bus *b)
+{
+	if (!b || !b->started)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->stop = true;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	pthread_join(b->thread, NULL);
+	b->started = false;
+}
+
+void bus_free(struct bus *b)
+{
+	if (!b)
+		return;
+	bus_stop(b);
+	if (b->ctx) {
+		link_close(b);
+		modbus_free(b->ctx);
+	}
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b->devs);
+	free(b);
+}

@@ -1,0 +1,436 @@
+/*
+ * loop.c: the core thread and its poll() loop.
+ *
+ * Everything that is shared lives here and is touched by this thread only:
+ * the sequence counter, each device's health, the broker connection.  Bus
+ * workers hand their events over through the queue (queue.c); the loop
+ * wakes on the queue's eventfd, on the broker socket, on a signalfd and on
+ * timers, and never blocks anywhere else.
+ *
+ * Signals arrive through a signalfd rather than handlers setting flags: the
+ * effect is the same (nothing runs in signal context), and the loop needs no
+ * extra self-pipe.  They are blocked before any thread starts, so only this
+ * thread ever receives them.
+ *
+ * Reload (SIGHUP) checks the new file in full first; with any error the
+ * running configuration stays.  A valid one replaces the buses and devices;
+ * changes to the gateway identity or the mqtt section only take effect at
+ * restart (said in the log), since they change the client identity the
+ * broker knows us by.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "bus.h"
+#include "log.h"
+#include "loop.h"
+#include "mqtt.h"
+#include "payload.h"
+#include "queue.h"
+#include "util.h"
+
+#define QUEUE_CAPACITY 4096
+
+struct dev_health {
+	struct device_health h;
+	char error[128];
+	char *topic_telemetry, *topic_status, *topic_meta;
+};
+
+struct core {
+	struct conf *conf;
+	const char *path;
+	struct queue *q;
+	struct bus **buses;
+	size_t nbuses;
+	struct mqtt *mqtt;
+	struct dev_health *dev;
+	uint64_t seq;
+	int64_t started_wall;
+	int64_t next_status;
+	int64_t next_watchdog;
+	uint64_t watchdog_us;
+	char *status_topic;
+	struct jbuf body, topic;
+	int sfd;
+};
+
+static char *topic_dup(struct core *k, const char *device, const char *leaf)
+{
+	payload_topic(&k->topic, k->conf, device, leaf);
+	return k->topic.failed ? NULL : strdup(k->topic.s);
+}
+
+static void devices_free(struct core *k)
+{
+	if (!k->dev)
+		return;
+	for (size_t i = 0; i < k->conf->ndevices; i++) {
+		free(k->dev[i].topic_telemetry);
+		free(k->dev[i].topic_status);
+		free(k->dev[i].topic_meta);
+	}
+	free(k->dev);
+	k->dev = NULL;
+}
+
+static int devices_init(struct core *k)
+{
+	k->dev = calloc(k->conf->ndevices ? k->conf->ndevices : 1, sizeof(*k->dev));
+	if (!k->dev)
+		return -ENOMEM;
+	for (size_t i = 0; i < k->conf->ndevices; i++) {
+		const char *name = k->conf->devices[i].name;
+		struct dev_health *d = &k->dev[i];
+
+		d->h.error = d->error;
+		d->topic_telemetry = topic_dup(k, name, "telemetry");
+		d->topic_status = topic_dup(k, name, "status");
+		d->topic_meta = topic_dup(k, name, "meta");
+		if (!d->topic_telemetry || !d->topic_status || !d->topic_meta)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void buses_stop(struct core *k)
+{
+	for (size_t i = 0; i < k->nbuses; i++)
+		bus_free(k->buses[i]);
+	free(k->buses);
+	k->buses = NULL;
+	k->nbuses = 0;
+}
+
+static int buses_start(struct core *k)
+{
+	k->buses = calloc(k->conf->nbuses ? k->conf->nbuses : 1, sizeof(*k->buses));
+	if (!k->buses)
+		return -ENOMEM;
+	for (size_t i = 0; i < k->conf->nbuses; i++) {
+		int r;
+
+		k->buses[i] = bus_new(k->conf, (int) i, k->q);
+		if (!k->buses[i])
+			return -ENOMEM;
+		k->nbuses++;
+		r = bus_start(k->buses[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static unsigned devices_online(const struct core *k, unsigned *ret_total)
+{
+	unsigned on = 0, total = 0;
+
+	for (size_t i = 0; i < k->conf->ndevices; i++) {
+		if (!k->conf->devices[i].enabled)
+			continue;
+		total++;
+		on += k->dev[i].h.known && k->dev[i].h.online;
+	}
+	*ret_total = total;
+	return on;
+}
+
+static void publish_gateway_status(struct core *k, bool direct)
+{
+	struct gateway_health g = { .online = true, .version = AGRIGW_VERSION, .started_ms = k->started_wall };
+	struct mqtt_stats st;
+
+	mqtt_get_stats(k->mqtt, &st);
+	g.devices_online = devices_online(k, &g.devices);
+	g.published = st.acked;
+	g.queued = st.queued;
+	g.dropped = st.dropped + queue_dropped(k->q);
+	g.seq = k->seq;
+	payload_gateway_status(&k->body, &g);
+	if (direct)
+		(void) mqtt_publish_direct(k->mqtt, k->status_topic, k->body.s, k->body.len, true);
+	else
+		(void) mqtt_enqueue(k->mqtt, k->status_topic, k->body.s, k->body.len, true);
+}
+
+static void publish_device_status(struct core *k, size_t i, bool direct)
+{
+	struct dev_health *d = &k->dev[i];
+
+	payload_device_status(&k->body, &d->h);
+	if (direct)
+		(void) mqtt_publish_direct(k->mqtt, d->topic_status, k->body.s, k->body.len, true);
+	else if (mqtt_enqueue(k->mqtt, d->topic_status, k->body.s, k->body.len, true) < 0)
+		log_err("device '%s': status message dropped: out of memory", k->conf->devices[i].name);
+}
+
+/* The broker (re)accepted us: state it should hold as retained. */
+static void on_connect(void *arg)
+{
+	struct core *k = arg;
+
+	publish_gateway_status(k, true);
+	for (size_t i = 0; i < k->conf->ndevices; i++) {
+		if (!k->conf->devices[i].enabled)
+			continue;
+		payload_meta(&k->body, k->conf, &k->conf->devices[i]);
+		(void) mqtt_publish_direct(k->mqtt, k->dev[i].topic_meta, k->body.s, k->body.len, true);
+		if (k->dev[i].h.known)
+			publish_device_status(k, i, true);
+	}
+}
+
+static void copy_counters(struct device_health *h, const struct event *ev)
+{
+	h->polls = ev->polls;
+	h->timeouts = ev->timeouts;
+	h->exceptions = ev->exceptions;
+	h->bad_frames = ev->bad_frames;
+}
+
+static void handle_event(struct core *k, struct event *ev)
+{
+	struct dev_health *d;
+
+	if (ev->device < 0 || (size_t) ev->device >= k->conf->ndevices)
+		return;        /* bus events: the worker logged them; devices carry the state */
+	d = &k->dev[ev->device];
+	copy_counters(&d->h, ev);
+	if (ev->kind == EV_DEVICE_STATE) {
+		d->h.known = true;
+		d->h.online = ev->online;
+		d->h.since_ms = ev->wall_ms;
+		strlcpy_(d->error, ev->online ? "" : ev->error, sizeof(d->error));
+		publish_device_status(k, (size_t) ev->device, false);
+		return;
+	}
+	if (!d->h.known) {
+		d->h.known = true;
+		d->h.online = true;
+		d->h.since_ms = ev->wall_ms;
+		publish_device_status(k, (size_t) ev->device, false);
+	}
+	payload_telemetry(&k->body, &k->conf->profiles[k->conf->devices[ev->device].profile], ev, ev->wall_ms,
+			  ++k->seq, false);
+	if (k->body.failed || mqtt_enqueue(k->mqtt, d->topic_telemetry, k->body.s, k->body.len, false) < 0)
+		log_err("device '%s': telemetry seq %llu dropped: out of memory", k->conf->devices[ev->device].name,
+			(unsigned long long) k->seq);
+}
+
+static void drain(struct core *k)
+{
+	struct event *ev;
+
+	queue_ack(k->q);
+	while ((ev = queue_pop(k->q))) {
+		handle_event(k, ev);
+		free(ev);
+	}
+}
+
+static bool same_identity(const struct conf *a, const struct conf *b)
+{
+	return strcmp(a->site, b->site) == 0 && strcmp(a->id, b->id) == 0 &&
+	       memcmp(&a->mqtt, &b->mqtt, sizeof(a->mqtt) - sizeof(a->mqtt.line)) == 0;
+}
+
+static void reload(struct core *k)
+{
+	struct conf *nc = NULL;
+	char *errs = NULL;
+	size_t errlen = 0;
+	FILE *f = open_memstream(&errs, &errlen);
+	int r;
+
+	log_notice("reload: reading '%s'", k->path);
+	r = conf_load(k->path, &nc, f ? f : stderr);
+	if (f)
+		fclose(f);
+	if (r != 0) {
+		for (char *line = errs ? strtok(errs, "\n") : NULL; line; line = strtok(NULL, "\n"))
+			log_err("reload: %s", line);
+		log_err("reload: %s; the running configuration stays",
+			r > 0 ? "configuration has errors" : "cannot read the configuration");
+		free(errs);
+		return;
+	}
+	free(errs);
+	if (!same_identity(k->conf, nc))
+		log_warn("reload: gateway or mqtt settings changed; they take effect at the next restart");
+	/* the old buses' events refer to the old device list: finish them first */
+	buses_stop(k);
+	drain(k);
+	devices_free(k);
+	/* keep the identity the broker knows (topics, client id) until restart */
+	strlcpy_(nc->site, k->conf->site, sizeof(nc->site));
+	strlcpy_(nc->id, k->conf->id, sizeof(nc->id));
+	nc->mqtt = k->conf->mqtt;
+	mqtt_rebind(k->mqtt, nc);
+	conf_free(k->conf);
+	k->conf = nc;
+	if (devices_init(k) < 0 || buses_start(k) < 0) {
+		log_err("reload: out of resources starting the new configuration; exiting");
+		kill(getpid(), SIGTERM);
+		return;
+	}
+	on_connect(k);    /* new meta for the new devices (no-op when offline) */
+	log_notice("reload: %zu buses, %zu devices running", k->conf->nbuses, k->conf->ndevices);
+}
+
+static void notify_status(struct core *k)
+{
+	struct mqtt_stats st;
+	unsigned total, on = devices_online(k, &total);
+
+	mqtt_get_stats(k->mqtt, &st);
+	sd_notifyf(0, "STATUS=%u/%u devices answering, broker %s, %zu queued", on, total,
+		   st.connected ? "connected" : "away", st.queued);
+}
+
+static int setup_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* blocked here, before any thread exists, so every thread inherits it */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int loop_run(struct conf *c, const char *path)
+{
+	struct core k = { .conf = c, .path = path, .sfd = -1 };
+	int status = 1;
+	bool running = true;
+
+	k.started_wall = wall_ms();
+	k.sfd = setup_signals();
+	if (k.sfd < 0) {
+		log_err("cannot set up signals: %s", strerror(errno));
+		goto out;
+	}
+	k.q = queue_new(QUEUE_CAPACITY);
+	if (!k.q) {
+		log_err("cannot create the event queue: %s", strerror(errno));
+		goto out;
+	}
+	payload_topic(&k.topic, c, NULL, "status");
+	k.status_topic = k.topic.failed ? NULL : strdup(k.topic.s);
+	if (!k.status_topic || devices_init(&k) < 0) {
+		log_err("out of memory");
+		goto out;
+	}
+	k.mqtt = mqtt_new(c, on_connect, &k);
+	if (!k.mqtt)
+		goto out;
+	if (buses_start(&k) < 0)
+		goto out;
+	/* first broker attempt before READY, so "ready" means "trying to deliver" */
+	mqtt_tick(k.mqtt, mono_ms());
+	log_notice("agrigw %s started: site '%s', gateway '%s', %zu buses, %zu devices, broker %s:%d%s",
+		   AGRIGW_VERSION, c->site, c->id, c->nbuses, c->ndevices, c->mqtt.host, c->mqtt.port,
+		   c->mqtt.ca_file[0] ? " (TLS)" : "");
+	sd_notify(0, "READY=1");
+	if (sd_watchdog_enabled(0, &k.watchdog_us) <= 0)
+		k.watchdog_us = 0;
+	k.next_status = mono_ms() + (int64_t) k.conf->mqtt.status_interval_s * 1000;
+
+	while (running) {
+		struct pollfd pfd[3];
+		int64_t now = mono_ms(), timeout;
+		int n = 2;
+
+		timeout = mqtt_tick(k.mqtt, now);
+		if (now >= k.next_status) {
+			publish_gateway_status(&k, true);
+			/* refresh the devices' counters too (retained, so a dashboard sees them at once) */
+			for (size_t i = 0; i < k.conf->ndevices; i++)
+				if (k.dev[i].h.known)
+					publish_device_status(&k, i, true);
+			notify_status(&k);
+			k.next_status = now + (int64_t) k.conf->mqtt.status_interval_s * 1000;
+		}
+		if (k.watchdog_us && now >= k.next_watchdog) {
+			sd_notify(0, "WATCHDOG=1");
+			k.next_watchdog = now + (int64_t) (k.watchdog_us / 2000);
+		}
+		if (k.next_status - now < timeout)
+			timeout = k.next_status - now;
+		if (k.watchdog_us && k.next_watchdog - now < timeout)
+			timeout = k.next_watchdog - now;
+		if (timeout < 0)
+			timeout = 0;
+
+		pfd[0] = (struct pollfd) { .fd = queue_fd(k.q), .events = POLLIN };
+		pfd[1] = (struct pollfd) { .fd = k.sfd, .events = POLLIN };
+		pfd[2] = (struct pollfd) { .fd = mqtt_fd(k.mqtt), .events = mqtt_events(k.mqtt) };
+		if (pfd[2].fd >= 0)
+			n = 3;
+		if (poll(pfd, (nfds_t) n, (int) timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(k.sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					sd_notify(0, "RELOADING=1");
+					reload(&k);
+					sd_notify(0, "READY=1");
+				} else {
+					log_notice("signal %u: stopping", si.ssi_signo);
+					running = false;
+				}
+			}
+		}
+		if (pfd[0].revents & POLLIN)
+			drain(&k);
+		if (n == 3 && pfd[2].revents)
+			mqtt_io(k.mqtt, pfd[2].revents);
+	}
+	status = 0;
+	sd_notify(0, "STOPPING=1");
+out:
+	/* shutdown mirrors start-up: workers first, then what they queued, then the broker */
+	buses_stop(&k);
+	if (k.q && k.dev)
+		drain(&k);
+	if (k.mqtt) {
+		struct jbuf off = { 0 };
+
+		payload_gateway_offline(&off);
+		mqtt_shutdown(k.mqtt, k.status_topic, off.s ? off.s : "{\"online\":false}", 3000);
+		jbuf_done(&off);
+		struct mqtt_stats st;
+		mqtt_get_stats(k.mqtt, &st);
+		if (st.queued)
+			log_warn("stopping with %zu messages not acknowledged by the broker", st.queued);
+	}
+	mqtt_free(k.mqtt);
+	devices_free(&k);
+	free(k.status_topic);
+	queue_free(k.q);
+	jbuf_done(&k.body);
+	jbuf_done(&k.topic);
+	if (k.sfd >= 0)
+		close(k.sfd);
+	conf_free(k.conf);
+	log_info("stopped");
+	return status;
+}

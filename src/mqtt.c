@@ -1,0 +1,526 @@
+/*
+ * mqtt.c: libmosquitto driven from the core poll() loop, plus the outbox.
+ *
+ * The outbox is our own bounded FIFO of every message the broker has not
+ * acknowledged.  We keep at most 'max_inflight' of them published and
+ * waiting for PUBACK; the rest wait their turn, which keeps them in order
+ * and lets the oldest be dropped (and counted) when the broker is away for
+ * longer than the outbox holds.
+ *
+ * libmosquitto has an outgoing queue of its own and resends its in-flight
+ * messages after a reconnect.  We do not let it: when the connection is
+ * lost the client object is destroyed and a fresh one made for the next
+ * attempt, and the messages that were in flight are marked unsent and go
+ * out again first.  Two owners of one retry queue would resend in two
+ * orders; one owner resends in one.  The broker may then see a message
+ * twice (at-least-once); receivers drop duplicates by "seq".
+ *
+ * No threads: mosquitto_loop_read/_write/_misc are called by the core loop,
+ * and callbacks only change this object's state.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+
+#include "backoff.h"
+#include "log.h"
+#include "mqtt.h"
+#include "util.h"
+
+#define CONNECT_TIMEOUT_MS 15000
+
+enum msg_state { MSG_UNSENT, MSG_INFLIGHT, MSG_DONE };
+
+struct msg {
+	enum msg_state state;
+	int mid;
+	bool retain;
+	size_t len;
+	char *payload;      /* points into data, after the topic */
+	char data[];        /* topic \0 payload */
+};
+
+struct mqtt {
+	const struct conf *c;
+	const struct mqtt_conf *mc;
+	struct mosquitto *mosq;
+	mqtt_connect_cb cb;
+	void *cb_arg;
+	char password[256];
+	bool have_password;
+	char will_topic[512];
+
+	/* outbox: ring of msg pointers; [head, head+len) in order */
+	struct msg **ring;
+	size_t cap, head, len;
+	size_t inflight;
+	size_t unsent_from;   /* ring offset (from head) of the first possibly unsent entry */
+
+	enum { ST_IDLE, ST_CONNECTING, ST_CONNECTED } state;
+	bool lost;            /* set by callbacks; handled in mqtt_tick() */
+	int lost_rc;
+	bool just_connected;
+	bool was_connected;   /* for "lost"/"back" log lines */
+	bool reported_down;
+	int64_t down_since;
+	int64_t connect_deadline;
+	int64_t retry_at;
+	unsigned attempts;
+	char lib_error[256];  /* last error libmosquitto logged (TLS reasons) */
+
+	struct mqtt_stats st;
+	bool drop_reported;
+};
+
+static int lib_init_count;
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+	struct mqtt *m = obj;
+
+	(void) mosq;
+	if (rc == 0) {
+		m->state = ST_CONNECTED;
+		m->just_connected = true;
+	} else {
+		m->lost = true;
+		m->lost_rc = -rc;    /* negative: CONNACK refusal code */
+	}
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+	struct mqtt *m = obj;
+
+	(void) mosq;
+	m->lost = true;
+	if (!m->lost_rc)
+		m->lost_rc = rc ? rc : MOSQ_ERR_CONN_LOST;
+}
+
+static struct msg *at(struct mqtt *m, size_t i)
+{
+	return m->ring[(m->head + i) % m->cap];
+}
+
+static void pop_done(struct mqtt *m)
+{
+	while (m->len && at(m, 0)->state == MSG_DONE) {
+		free(m->ring[m->head]);
+		m->ring[m->head] = NULL;
+		m->head = (m->head + 1) % m->cap;
+		m->len--;
+		if (m->unsent_from)
+			m->unsent_from--;
+	}
+}
+
+static void on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+	struct mqtt *m = obj;
+
+	(void) mosq;
+	/* in-flight entries are near the head: scan only as far as they go */
+	for (size_t i = 0; i < m->len && i < m->unsent_from; i++) {
+		struct msg *e = at(m, i);
+
+		if (e->state == MSG_INFLIGHT && e->mid == mid) {
+			e->state = MSG_DONE;
+			m->inflight--;
+			m->st.acked++;
+			break;
+		}
+	}
+	pop_done(m);
+}
+
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+	struct mqtt *m = obj;
+
+	(void) mosq;
+	if (level == MOSQ_LOG_ERR)
+		strlcpy_(m->lib_error, str, sizeof(m->lib_error));
+	log_debug("mqtt: libmosquitto: %s", str);
+}
+
+struct mqtt *mqtt_new(const struct conf *c, mqtt_connect_cb cb, void *arg)
+{
+	struct mqtt *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		log_err("mqtt: out of memory");
+		return NULL;
+	}
+	if (lib_init_count++ == 0)
+		mosquitto_lib_init();
+	m->c = c;
+	m->mc = &c->mqtt;
+	m->cb = cb;
+	m->cb_arg = arg;
+	m->cap = (size_t) m->mc->queue_max;
+	m->ring = calloc(m->cap, sizeof(*m->ring));
+	if (!m->ring) {
+		log_err("mqtt: cannot allocate an outbox of %zu messages", m->cap);
+		goto fail;
+	}
+	if (m->mc->password_file[0]) {
+		int r = read_secret_file(m->mc->password_file, m->password, sizeof(m->password));
+		if (r < 0) {
+			log_err("mqtt: password file '%s': %s", m->mc->password_file,
+				r == -EFBIG ? "longer than 255 bytes" : strerror(-r));
+			goto fail;
+		}
+		m->have_password = true;
+	}
+	snprintf(m->will_topic, sizeof(m->will_topic), "%s/%s/%s/status", m->mc->topic_prefix, c->site, c->id);
+	m->state = ST_IDLE;
+	m->down_since = mono_ms();
+	return m;
+fail:
+	mqtt_free(m);
+	return NULL;
+}
+
+static void client_destroy(struct mqtt *m)
+{
+	if (m->mosq) {
+		mosquitto_destroy(m->mosq);
+		m->mosq = NULL;
+	}
+}
+
+static const char *reason(struct mqtt *m, int rc)
+{
+	static char buf[384];
+
+	if (rc < 0)
+		return mosquitto_connack_string(-rc);
+	if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || (rc == MOSQ_ERR_ERRNO && m->lib_error[0])) {
+		const char *s = m->lib_error[0] ? m->lib_error : "handshake failed";
+		const char *p = strstr(s, "error:");
+		/* "OpenSSL Error[0]: error:0A000086:SSL routines::certificate verify failed" */
+		if (p && (p = strrchr(p, ':')))
+			s = p + 1;
+		snprintf(buf, sizeof(buf), "TLS: %s (check mqtt ca_file, the broker's certificate and host name)", s);
+		return buf;
+	}
+	if (rc == MOSQ_ERR_ERRNO)
+		return strerror(errno);
+	return mosquitto_strerror(rc);
+}
+
+static int client_create(struct mqtt *m)
+{
+	const struct mqtt_conf *mc = m->mc;
+	static const char offline[] = "{\"online\":false}";
+	int r;
+
+	m->mosq = mosquitto_new(mc->client_id, true, m);
+	if (!m->mosq)
+		return -errno;
+	mosquitto_connect_callback_set(m->mosq, on_connect);
+	mosquitto_disconnect_callback_set(m->mosq, on_disconnect);
+	mosquitto_publish_callback_set(m->mosq, on_publish);
+	mosquitto_log_callback_set(m->mosq, on_log);
+	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+	/* our outbox limits what is in flight; libmosquitto must not hold any back */
+	mosquitto_max_inflight_messages_set(m->mosq, 0);
+	r = mosquitto_will_set(m->mosq, m->will_topic, (int) strlen(offline), offline, mc->qos, true);
+	if (r)
+		goto fail;
+	if (mc->username[0] || m->have_password) {
+		r = mosquitto_username_pw_set(m->mosq, mc->username[0] ? mc->username : NULL,
+					      m->have_password ? m->password : NULL);
+		if (r)
+			goto fail;
+	}
+	if (mc->ca_file[0]) {
+		r = mosquitto_tls_set(m->mosq, mc->ca_file, NULL, mc->cert_file[0] ? mc->cert_file : NULL,
+				      mc->key_file[0] ? mc->key_file : NULL, NULL);
+		if (r)
+			goto fail;
+		/* 1 = SSL_VERIFY_PEER; host name checked too (tls_insecure stays false) */
+		r = mosquitto_tls_opts_set(m->mosq, 1, NULL, NULL);
+		if (r)
+			goto fail;
+		mosquitto_tls_insecure_set(m->mosq, false);
+	}
+	return 0;
+fail:
+	log_err("mqtt: cannot set up the client: %s", mosquitto_strerror(r));
+	client_destroy(m);
+	return -EINVAL;
+}
+
+static void schedule_retry(struct mqtt *m, int64_t now)
+{
+	int64_t d = backoff_jitter(m->mc->reconnect_min_ms, m->mc->reconnect_max_ms, m->attempts++, rand32());
+
+	m->retry_at = now + d;
+}
+
+/* Connection gone (or never made): unsend what was in flight, drop the client. */
+static void handle_lost(struct mqtt *m, int64_t now)
+{
+	int rc = m->lost_rc;
+
+	for (size_t i = 0; i < m->len; i++) {
+		struct msg *e = at(m, i);
+		if (e->state == MSG_INFLIGHT)
+			e->state = MSG_UNSENT;
+	}
+	m->inflight = 0;
+	m->unsent_from = 0;
+	client_destroy(m);
+	m->lost = false;
+	m->lost_rc = 0;
+	schedule_retry(m, now);
+	if (m->state == ST_CONNECTED || m->was_connected) {
+		log_warn("mqtt: connection to %s:%d lost (%s); %zu messages held, reconnecting in %.1f s",
+			 m->mc->host, m->mc->port, reason(m, rc), m->len, (m->retry_at - now) / 1000.0);
+		m->was_connected = false;
+		m->down_since = now;
+		m->reported_down = true;
+	} else if (!m->reported_down) {
+		log_warn("mqtt: cannot connect to %s:%d (%s); %zu messages held, retrying in %.1f s",
+			 m->mc->host, m->mc->port, reason(m, rc), m->len, (m->retry_at - now) / 1000.0);
+		m->reported_down = true;
+	} else {
+		log_debug("mqtt: connect to %s:%d failed again (%s)", m->mc->host, m->mc->port, reason(m, rc));
+	}
+	m->lib_error[0] = '\0';
+	m->state = ST_IDLE;
+	m->st.connected = false;
+}
+
+static void try_connect(struct mqtt *m, int64_t now)
+{
+	int r;
+
+	if (client_create(m) < 0) {
+		schedule_retry(m, now);
+		return;
+	}
+	m->state = ST_CONNECTING;
+	m->connect_deadline = now + CONNECT_TIMEOUT_MS;
+	r = mosquitto_connect_async(m->mosq, m->mc->host, m->mc->port, m->mc->keepalive_s);
+	if (r != MOSQ_ERR_SUCCESS) {
+		m->lost_rc = r;
+		handle_lost(m, now);
+	}
+}
+
+static void pump(struct mqtt *m)
+{
+	while (m->state == ST_CONNECTED && !m->lost && m->inflight < (size_t) m->mc->max_inflight &&
+	       m->unsent_from < m->len) {
+		struct msg *e = at(m, m->unsent_from);
+		int r;
+
+		if (e->state != MSG_UNSENT) {
+			m->unsent_from++;
+			continue;
+		}
+		r = mosquitto_publish(m->mosq, &e->mid, e->data, (int) e->len, e->payload, m->mc->qos, e->retain);
+		if (r != MOSQ_ERR_SUCCESS) {
+			if (r == MOSQ_ERR_NOMEM)
+				log_err("mqtt: out of memory publishing; will retry");
+			else {
+				m->lost = true;
+				m->lost_rc = r;
+			}
+			return;
+		}
+		m->unsent_from++;
+		if (m->mc->qos == 0) {
+			/* nothing will acknowledge it: handed to the socket is done */
+			e->state = MSG_DONE;
+			m->st.acked++;
+			pop_done(m);
+		} else {
+			e->state = MSG_INFLIGHT;
+			m->inflight++;
+		}
+	}
+}
+
+int mqtt_enqueue(struct mqtt *m, const char *topic, const char *payload, size_t len, bool retain)
+{
+	size_t tl = strlen(topic);
+	struct msg *e;
+
+	if (m->len == m->cap) {
+		/* drop the oldest message that is not in flight: shift the
+		 * in-flight prefix (at most max_inflight entries) over it */
+		size_t i = 0;
+		while (i < m->len && at(m, i)->state != MSG_UNSENT)
+			i++;
+		if (i == m->len)
+			return -ENOBUFS;    /* cap <= max_inflight; conf.c prevents it */
+		free(at(m, i));
+		for (size_t k = i; k > 0; k--)
+			m->ring[(m->head + k) % m->cap] = m->ring[(m->head + k - 1) % m->cap];
+		m->ring[m->head] = NULL;
+		m->head = (m->head + 1) % m->cap;
+		m->len--;
+		m->st.dropped++;
+		if (!m->drop_reported) {
+			log_err("mqtt: outbox full (%zu messages), dropping the oldest; counted in 'dropped'", m->cap);
+			m->drop_reported = true;
+		}
+	}
+	e = malloc(sizeof(*e) + tl + 1 + len + 1);
+	if (!e)
+		return -ENOMEM;
+	e->state = MSG_UNSENT;
+	e->mid = 0;
+	e->retain = retain;
+	e->len = len;
+	memcpy(e->data, topic, tl + 1);
+	e->payload = e->data + tl + 1;
+	memcpy(e->payload, payload, len);
+	e->payload[len] = '\0';
+	m->ring[(m->head + m->len) % m->cap] = e;
+	m->len++;
+	pump(m);
+	return 0;
+}
+
+int mqtt_publish_direct(struct mqtt *m, const char *topic, const char *payload, size_t len, bool retain)
+{
+	if (m->state != ST_CONNECTED || m->lost)
+		return -ENOTCONN;
+	return mosquitto_publish(m->mosq, NULL, topic, (int) len, payload, m->mc->qos, retain) ? -EIO : 0;
+}
+
+int mqtt_fd(struct mqtt *m)
+{
+	return m->mosq && m->state != ST_IDLE ? mosquitto_socket(m->mosq) : -1;
+}
+
+short mqtt_events(struct mqtt *m)
+{
+	if (!m->mosq || m->state == ST_IDLE)
+		return 0;
+	return POLLIN | (mosquitto_want_write(m->mosq) || m->state == ST_CONNECTING ? POLLOUT : 0);
+}
+
+void mqtt_io(struct mqtt *m, short revents)
+{
+	int r = MOSQ_ERR_SUCCESS;
+
+	if (!m->mosq || m->state == ST_IDLE)
+		return;
+	if (revents & (POLLIN | POLLERR | POLLHUP))
+		r = mosquitto_loop_read(m->mosq, 1);
+	if (r == MOSQ_ERR_SUCCESS && (revents & POLLOUT) && m->mosq)
+		r = mosquitto_loop_write(m->mosq, 1);
+	if (r != MOSQ_ERR_SUCCESS) {
+		m->lost = true;
+		if (!m->lost_rc)
+			m->lost_rc = r;
+	}
+}
+
+int64_t mqtt_tick(struct mqtt *m, int64_t now)
+{
+	int64_t next = 1000;
+
+	if (m->state != ST_IDLE && m->mosq && !m->lost) {
+		int r = mosquitto_loop_misc(m->mosq);
+		if (r != MOSQ_ERR_SUCCESS && r != MOSQ_ERR_NO_CONN) {
+			m->lost = true;
+			m->lost_rc = r;
+		}
+	}
+	if (m->state == ST_CONNECTING && !m->lost && now >= m->connect_deadline) {
+		m->lost = true;
+		m->lost_rc = MOSQ_ERR_ERRNO;
+		errno = ETIMEDOUT;
+	}
+	if (m->lost)
+		handle_lost(m, now);
+	if (m->state == ST_IDLE) {
+		if (now >= m->retry_at) {
+			try_connect(m, now);
+		}
+		if (m->state == ST_IDLE)
+			return m->retry_at - now > 0 ? m->retry_at - now : 0;
+	}
+	if (m->just_connected) {
+		m->just_connected = false;
+		m->attempts = 0;
+		m->st.connects++;
+		m->st.connected = true;
+		if (m->reported_down)
+			log_notice("mqtt: connected to %s:%d after %.0f s away; sending %zu held messages",
+				   m->mc->host, m->mc->port, (now - m->down_since) / 1000.0, m->len);
+		else
+			log_info("mqtt: connected to %s:%d", m->mc->host, m->mc->port);
+		m->reported_down = false;
+		m->was_connected = true;
+		m->drop_reported = false;
+		if (m->cb)
+			m->cb(m->cb_arg);
+	}
+	pump(m);
+	if (m->state == ST_CONNECTING)
+		next = m->connect_deadline - now;
+	return next < 1000 ? (next > 0 ? next : 0) : 1000;
+}
+
+void mqtt_shutdown(struct mqtt *m, const char *status_topic, const char *last, int wait_ms)
+{
+	int64_t end = mono_ms() + wait_ms;
+
+	if (m->state == ST_CONNECTED && !m->lost) {
+		mosquitto_publish(m->mosq, NULL, status_topic, (int) strlen(last), last, m->mc->qos, true);
+		/* let the outbox drain a little, then say goodbye */
+		while (mono_ms() < end && !m->lost && m->mosq && (m->len > 0 || mosquitto_want_write(m->mosq))) {
+			struct pollfd p = { .fd = mosquitto_socket(m->mosq), .events = mqtt_events(m) };
+			if (poll(&p, 1, 100) > 0)
+				mqtt_io(m, p.revents);
+			mosquitto_loop_misc(m->mosq);
+			pump(m);
+		}
+		if (m->mosq && !m->lost) {
+			mosquitto_disconnect(m->mosq);
+			/* push the DISCONNECT out before the socket closes */
+			mosquitto_loop_write(m->mosq, 1);
+		}
+	}
+	client_destroy(m);
+	m->state = ST_IDLE;
+}
+
+void mqtt_get_stats(const struct mqtt *m, struct mqtt_stats *ret)
+{
+	*ret = m->st;
+	ret->queued = m->len;
+}
+
+void mqtt_rebind(struct mqtt *m, const struct conf *c)
+{
+	m->c = c;
+	m->mc = &c->mqtt;
+}
+
+void mqtt_free(struct mqtt *m)
+{
+	if (!m)
+		return;
+	client_destroy(m);
+	if (m->ring) {
+		for (size_t i = 0; i < m->len; i++)
+			free(at(m, i));
+		free(m->ring);
+	}
+	memset(m->password, 0, sizeof(m->password));
+	free(m);
+	if (--lib_init_count == 0)
+		mosquitto_lib_cleanup();
+}

@@ -1,0 +1,259 @@
+/*
+ * payload.c: the JSON that leaves the gateway on MQTT.
+ *
+ * Payloads are written with a small emitter instead of building a jansson
+ * tree per message: the telemetry path runs for every poll of every device,
+ * and an emitter that appends to one reused buffer costs no allocation per
+ * message.  It only writes JSON; everything the gateway parses goes through
+ * jansson, and the unit tests parse every payload back with it.
+ *
+ * Numbers are printed with the point's resolution (decimals, derived from
+ * its scale) so 621 * 0.01 goes out as 6.21, not 6.2100000000000002.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payload.h"
+
+static bool reserve(struct jbuf *j, size_t extra)
+{
+	size_t want = j->len + extra + 1;
+	char *n;
+
+	if (j->failed)
+		return false;
+	if (want <= j->cap)
+		return true;
+	size_t cap = j->cap ? j->cap : 256;
+	while (cap < want)
+		cap *= 2;
+	n = realloc(j->s, cap);
+	if (!n) {
+		j->failed = true;
+		return false;
+	}
+	j->s = n;
+	j->cap = cap;
+	return true;
+}
+
+void jbuf_reset(struct jbuf *j)
+{
+	j->len = 0;
+	j->failed = false;
+	if (j->s)
+		j->s[0] = '\0';
+}
+
+void jbuf_done(struct jbuf *j)
+{
+	free(j->s);
+	memset(j, 0, sizeof(*j));
+}
+
+static void put(struct jbuf *j, const char *s, size_t n)
+{
+	if (!reserve(j, n))
+		return;
+	memcpy(j->s + j->len, s, n);
+	j->len += n;
+	j->s[j->len] = '\0';
+}
+
+void jbuf_puts(struct jbuf *j, const char *s)
+{
+	put(j, s, strlen(s));
+}
+
+void jbuf_printf(struct jbuf *j, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!reserve(j, 64))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(j->s + j->len, j->cap - j->len, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		j->failed = true;
+		return;
+	}
+	if ((size_t) n >= j->cap - j->len) {
+		if (!reserve(j, (size_t) n))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(j->s + j->len, j->cap - j->len, fmt, ap);
+		va_end(ap);
+	}
+	j->len += (size_t) n;
+}
+
+void jbuf_string(struct jbuf *j, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	put(j, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+		const unsigned char *run = p;
+
+		while (*p >= 0x20 && *p != '"' && *p != '\\')
+			p++;
+		if (p > run)
+			put(j, (const char *) run, (size_t) (p - run));
+		if (!*p)
+			break;
+		if (*p == '"' || *p == '\\') {
+			char e[2] = { '\\', (char) *p };
+			put(j, e, 2);
+		} else {
+			char e[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
+			put(j, e, 6);
+		}
+	}
+	put(j, "\"", 1);
+}
+
+void jbuf_number(struct jbuf *j, double v, int decimals)
+{
+	if (!isfinite(v)) {
+		jbuf_puts(j, "null");    /* never reached for good values: decode flags them */
+		return;
+	}
+	/* "-0.0" reads oddly on a dashboard: anything that prints as zero is zero */
+	if (decimals < 0) {
+		if (v == 0.0)
+			v = 0.0;
+		jbuf_printf(j, "%.7g", v);
+	} else {
+		if (fabs(v) < 0.5 * pow(10.0, -decimals))
+			v = 0.0;
+		jbuf_printf(j, "%.*f", decimals, v);
+	}
+}
+
+void payload_topic(struct jbuf *j, const struct conf *c, const char *device, const char *leaf)
+{
+	jbuf_reset(j);
+	jbuf_puts(j, c->mqtt.topic_prefix);
+	jbuf_puts(j, "/");
+	jbuf_puts(j, c->site);
+	jbuf_puts(j, "/");
+	jbuf_puts(j, c->id);
+	if (device) {
+		jbuf_puts(j, "/");
+		jbuf_puts(j, device);
+	}
+	jbuf_puts(j, "/");
+	jbuf_puts(j, leaf);
+}
+
+void payload_telemetry(struct jbuf *j, const struct profile *p, const struct event *ev,
+		       int64_t ts_ms, uint64_t seq, bool historical)
+{
+	bool first = true, anybad = false;
+
+	jbuf_reset(j);
+	jbuf_printf(j, "{\"ts\":%lld,\"seq\":%llu,\"values\":{", (long long) ts_ms, (unsigned long long) seq);
+	for (size_t i = 0; i < p->npoints && i < ev->nvalues; i++) {
+		if (ev->values[i].state != 0) {
+			anybad = true;
+			continue;
+		}
+		if (!first)
+			jbuf_puts(j, ",");
+		first = false;
+		jbuf_string(j, p->points[i].name);
+		jbuf_puts(j, ":");
+		jbuf_number(j, ev->values[i].value, p->points[i].decimals);
+	}
+	jbuf_puts(j, "}");
+	if (anybad) {
+		first = true;
+		jbuf_puts(j, ",\"bad\":[");
+		for (size_t i = 0; i < p->npoints && i < ev->nvalues; i++) {
+			if (ev->values[i].state == 0)
+				continue;
+			if (!first)
+				jbuf_puts(j, ",");
+			first = false;
+			jbuf_string(j, p->points[i].name);
+		}
+		jbuf_puts(j, "]");
+	}
+	if (historical)
+		jbuf_puts(j, ",\"historical\":true");
+	jbuf_puts(j, "}");
+}
+
+void payload_meta(struct jbuf *j, const struct conf *c, const struct device_conf *d)
+{
+	const struct profile *p = &c->profiles[d->profile];
+
+	jbuf_reset(j);
+	jbuf_puts(j, "{\"profile\":");
+	jbuf_string(j, p->name);
+	if (p->description[0]) {
+		jbuf_puts(j, ",\"description\":");
+		jbuf_string(j, p->description);
+	}
+	jbuf_puts(j, ",\"bus\":");
+	jbuf_string(j, c->buses[d->bus].name);
+	jbuf_printf(j, ",\"unit\":%d,\"interval_s\":%g,\"points\":[", d->unit, d->interval_ms / 1000.0);
+	for (size_t i = 0; i < p->npoints; i++) {
+		const struct point *pt = &p->points[i];
+
+		if (i)
+			jbuf_puts(j, ",");
+		jbuf_puts(j, "{\"name\":");
+		jbuf_string(j, pt->name);
+		jbuf_puts(j, ",\"unit\":");
+		jbuf_string(j, pt->unit);
+		jbuf_puts(j, ",\"table\":");
+		jbuf_string(j, conf_table_name(pt->table));
+		jbuf_printf(j, ",\"address\":%u,\"type\":", pt->address);
+		jbuf_string(j, conf_vtype_name(pt->type));
+		if (pt->has_min) {
+			jbuf_puts(j, ",\"min\":");
+			jbuf_number(j, pt->min, -1);
+		}
+		if (pt->has_max) {
+			jbuf_puts(j, ",\"max\":");
+			jbuf_number(j, pt->max, -1);
+		}
+		jbuf_puts(j, "}");
+	}
+	jbuf_puts(j, "]}");
+}
+
+void payload_device_status(struct jbuf *j, const struct device_health *h)
+{
+	jbuf_reset(j);
+	jbuf_printf(j, "{\"online\":%s,\"since\":%lld,\"error\":", h->online ? "true" : "false",
+		    (long long) h->since_ms);
+	jbuf_string(j, h->error ? h->error : "");
+	jbuf_printf(j, ",\"polls\":%llu,\"timeouts\":%llu,\"exceptions\":%llu,\"bad_frames\":%llu}",
+		    (unsigned long long) h->polls, (unsigned long long) h->timeouts,
+		    (unsigned long long) h->exceptions, (unsigned long long) h->bad_frames);
+}
+
+void payload_gateway_status(struct jbuf *j, const struct gateway_health *g)
+{
+	jbuf_reset(j);
+	jbuf_printf(j, "{\"online\":%s,\"version\":", g->online ? "true" : "false");
+	jbuf_string(j, g->version);
+	jbuf_printf(j, ",\"started\":%lld,\"devices\":%u,\"devices_online\":%u,\"published\":%llu,"
+		    "\"queued\":%llu,\"dropped\":%llu,\"seq\":%llu}",
+		    (long long) g->started_ms, g->devices, g->devices_online,
+		    (unsigned long long) g->published, (unsigned long long) g->queued,
+		    (unsigned long long) g->dropped, (unsigned long long) g->seq);
+}
+
+void payload_gateway_offline(struct jbuf *j)
+{
+	jbuf_reset(j);
+	jbuf_puts(j, "{\"online\":false}");
+}

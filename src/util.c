@@ -1,0 +1,89 @@
+/*
+ * util.c: clocks, a cheap random generator and secret files.
+ *
+ * The random numbers only spread reconnects and first polls; they need no
+ * cryptographic quality, so a per-thread xorshift seeded once from
+ * getrandom() keeps the hot path free of system calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t wall_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
+
+uint32_t rand32(void)
+{
+	static _Thread_local uint64_t s;
+
+	if (!s) {
+		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != sizeof(s))
+			s = (uint64_t) mono_ms() * 6364136223846793005ULL;
+		s |= 1;
+	}
+	s ^= s << 13;
+	s ^= s >> 7;
+	s ^= s << 17;
+	return (uint32_t) (s >> 16);
+}
+
+int read_secret_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	size_t len = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (len < size && (n = read(fd, buf + len, size - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = -errno;
+			close(fd);
+			return (int) n;
+		}
+		len += (size_t) n;
+	}
+	close(fd);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len >= size) {
+		memset(buf, 0, size);
+		return -EFBIG;
+	}
+	buf[len] = '\0';
+	return (int) len;
+}
+
+size_t strlcpy_(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+
+	if (size) {
+		size_t m = n < size - 1 ? n : size - 1;
+		memcpy(dst, src, m);
+		dst[m] = '\0';
+	}
+	return n;
+}
