@@ -20,6 +20,11 @@
  *
  * RTU and TCP differ only in how the context is made and opened, a private
  * table of two function pointers (the way libmodbus hides its own backends).
+ *
+ * bus_poll_device_once() runs the same poll for `agrigw poll --once`: a bus
+ * that is never started is opened, polls one device in the caller's thread
+ * and is closed again, so the commissioning check and the daemon cannot
+ * disagree about what a profile reads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -603,4 +608,58 @@ void bus_free(struct bus *b)
 	pthread_mutex_destroy(&b->lock);
 	free(b->devs);
 	free(b);
+}
+
+int bus_poll_device_once(const struct conf *c, int device, struct event **ret_ev, char *err, size_t errlen)
+{
+	const struct device_conf *dc = &c->devices[device];
+	struct dev_state *d = NULL;
+	struct event *ev;
+	struct bus *b;
+	int e = ETIMEDOUT, r;
+
+	*ret_ev = NULL;
+	if (!dc->enabled) {
+		snprintf(err, errlen, "device '%s' is not enabled", dc->name);
+		return -EINVAL;
+	}
+	/* a bus that is never started; its queue is never used */
+	b = bus_new(c, dc->bus, NULL);
+	ev = event_new(EV_READING, c->profiles[dc->profile].npoints);
+	if (!b || !ev) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < b->ndevs; i++)
+		if (b->devs[i].index == device)
+			d = &b->devs[i];
+	b->ctx = b->be->create(b->bc);
+	if (!b->ctx) {
+		r = errno ? -errno : -ENOMEM;
+		snprintf(err, errlen, "cannot create Modbus context: %s", strerror(-r));
+		goto out;
+	}
+	modbus_set_error_recovery(b->ctx, MODBUS_ERROR_RECOVERY_NONE);
+	r = b->be->open(b);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", b->link_error);
+		goto out;
+	}
+	b->link_up = true;
+	d->polls++;
+	r = poll_device(b, d, ev, &e);
+	if (!r)
+		describe_error(e, err, errlen);
+	ev->device = device;
+	ev->bus = dc->bus;
+	ev->mono_ms = mono_ms();
+	ev->wall_ms = wall_ms();
+	fill_counters(d, ev);
+	*ret_ev = ev;
+	ev = NULL;
+out:
+	free(ev);
+	bus_free(b);
+	return r;
 }

@@ -2,7 +2,8 @@
  * bus.h: one Modbus bus (a serial port, or one Modbus TCP endpoint) and the
  * worker thread that polls its devices on their schedules.  The worker owns
  * its modbus_t; it reads the (immutable) struct conf and talks to the rest of
- * the gateway only by pushing events onto the queue.
+ * the gateway only by pushing events onto the queue.  bus_poll_device_once()
+ * runs the worker's poll of one device synchronously, for the field tools.
  */
 #ifndef AGRIGW_BUS_H
 #define AGRIGW_BUS_H
@@ -23,5 +24,17 @@ void bus_stop(struct bus *b);
 
 /* Stops if needed, closes the port, frees.  NULL is a no-op. */
 void bus_free(struct bus *b);
+
+/*
+ * Poll enabled device 'device' once, synchronously, with the worker's code:
+ * open its bus (exclusively, as the worker does), read and decode its points
+ * as planned, close.  For `agrigw poll --once`; any thread, no queue.
+ * Returns 1 when the device answered (at least one request), 0 when it did
+ * not ('err' says why: "no response" or the Modbus error), or a negative
+ * errno when the bus could not be opened or the device is not enabled ('err'
+ * says why).  When the return is >= 0, *ret_ev is the reading (points not
+ * read are VAL_NO_REPLY) and the caller frees it; else *ret_ev is NULL.
+ */
+int bus_poll_device_once(const struct conf *c, int device, struct event **ret_ev, char *err, size_t errlen);
 
 #endif

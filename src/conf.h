@@ -110,11 +110,47 @@ struct mqtt_conf {
 	int line;
 };
 
+struct store_conf {
+	char dir[CONF_PATH_MAX];       /* state directory, default "/var/lib/agrigw" */
+	int64_t max_bytes;             /* database size cap, default 256 MiB; 1 MiB..1 TiB */
+	int commit_interval_ms;        /* "commit_interval" s: at most one commit this often, default 1 s; 0..60 */
+	int line;
+};
+
+struct uplink_conf {
+	char url[512];                 /* "" = no uplink; https:// unless allow_insecure */
+	int window_s;                  /* aggregate window, default 300; 10..86400, divides 86400 */
+	int grace_ms;                  /* "grace" s: wait for late readings after a window ends, default 10 s */
+	char token_file[CONF_PATH_MAX];/* Authorization: Bearer <token> from this file */
+	char ca_file[CONF_PATH_MAX];   /* default: the system's CA store */
+	char cert_file[CONF_PATH_MAX]; /* client certificate (mutual TLS) */
+	char key_file[CONF_PATH_MAX];
+	bool gzip;                     /* Content-Encoding: gzip, default true */
+	bool allow_insecure;           /* allow http://, default false; warned at every start */
+	int batch_max_items;           /* windows per POST, default 500; 1..10000 */
+	int batch_max_bytes;           /* JSON bytes per POST before gzip, default 512 KiB; 4 KiB..16 MiB */
+	int backoff_base_ms;           /* "backoff_base" s, default 2 s */
+	int backoff_max_ms;            /* "backoff_max" s, default 600 s */
+	int connect_timeout_ms;        /* default 15 s */
+	int timeout_ms;                /* whole request, default 60 s */
+	int low_speed_limit;           /* bytes/s, default 10 */
+	int low_speed_time_s;          /* below the limit this long aborts, default 30 s */
+	int line;
+};
+
+struct log_conf {
+	int summary_interval_s;        /* summary line with the counters, default 600; 0 = never */
+	int line;
+};
+
 struct conf {
 	char file[CONF_PATH_MAX];      /* the main file as given */
 	char site[CONF_NAME_MAX];
 	char id[CONF_NAME_MAX];
 	struct mqtt_conf mqtt;
+	struct store_conf store;
+	struct uplink_conf uplink;
+	struct log_conf log;
 	struct bus_conf *buses;        /* owned */
 	size_t nbuses;
 	struct device_conf *devices;   /* owned */

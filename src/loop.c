@@ -35,6 +35,8 @@
 #include "mqtt.h"
 #include "payload.h"
 #include "queue.h"
+#include "spool.h"
+#include "store.h"
 #include "util.h"
 
 #define QUEUE_CAPACITY 4096
@@ -52,6 +54,9 @@ struct core {
 	struct bus **buses;
 	size_t nbuses;
 	struct mqtt *mqtt;
+	struct store *store;
+	struct spool *spool;
+	int64_t last_commit;
 	struct dev_health *dev;
 	uint64_t seq;
 	int64_t started_wall;
@@ -143,7 +148,7 @@ static unsigned devices_online(const struct core *k, unsigned *ret_total)
 	return on;
 }
 
-static void publish_gateway_status(struct core *k, bool direct)
+static void publish_gateway_status(struct core *k)
 {
 	struct gateway_health g = { .online = true, .version = AGRIGW_VERSION, .started_ms = k->started_wall };
 	struct mqtt_stats st;
@@ -154,22 +159,26 @@ static void publish_gateway_status(struct core *k, bool direct)
 	g.queued = st.queued;
 	g.dropped = st.dropped + queue_dropped(k->q);
 	g.seq = k->seq;
+	if (k->store) {
+		struct store_stats ss;
+
+		store_get_stats(k->store, &ss);
+		g.stored = ss.tel_rows;
+		g.store_dropped = ss.dropped;
+		g.store_errors = ss.write_errors;
+		g.has_store = true;
+	}
 	payload_gateway_status(&k->body, &g);
-	if (direct)
-		(void) mqtt_publish_direct(k->mqtt, k->status_topic, k->body.s, k->body.len, true);
-	else
-		(void) mqtt_enqueue(k->mqtt, k->status_topic, k->body.s, k->body.len, true);
+	(void) mqtt_publish_direct(k->mqtt, k->status_topic, k->body.s, k->body.len, true);
 }
 
-static void publish_device_status(struct core *k, size_t i, bool direct)
+/* Retained and republished on every connect, so sent only when connected. */
+static void publish_device_status(struct core *k, size_t i)
 {
 	struct dev_health *d = &k->dev[i];
 
 	payload_device_status(&k->body, &d->h);
-	if (direct)
-		(void) mqtt_publish_direct(k->mqtt, d->topic_status, k->body.s, k->body.len, true);
-	else if (mqtt_enqueue(k->mqtt, d->topic_status, k->body.s, k->body.len, true) < 0)
-		log_err("device '%s': status message dropped: out of memory", k->conf->devices[i].name);
+	(void) mqtt_publish_direct(k->mqtt, d->topic_status, k->body.s, k->body.len, true);
 }
 
 /* The broker (re)accepted us: state it should hold as retained. */
@@ -177,14 +186,14 @@ static void on_connect(void *arg)
 {
 	struct core *k = arg;
 
-	publish_gateway_status(k, true);
+	publish_gateway_status(k);
 	for (size_t i = 0; i < k->conf->ndevices; i++) {
 		if (!k->conf->devices[i].enabled)
 			continue;
 		payload_meta(&k->body, k->conf, &k->conf->devices[i]);
 		(void) mqtt_publish_direct(k->mqtt, k->dev[i].topic_meta, k->body.s, k->body.len, true);
 		if (k->dev[i].h.known)
-			publish_device_status(k, i, true);
+			publish_device_status(k, i);
 	}
 }
 
@@ -209,20 +218,44 @@ static void handle_event(struct core *k, struct event *ev)
 		d->h.online = ev->online;
 		d->h.since_ms = ev->wall_ms;
 		strlcpy_(d->error, ev->online ? "" : ev->error, sizeof(d->error));
-		publish_device_status(k, (size_t) ev->device, false);
+		publish_device_status(k, (size_t) ev->device);
 		return;
 	}
 	if (!d->h.known) {
 		d->h.known = true;
 		d->h.online = true;
 		d->h.since_ms = ev->wall_ms;
-		publish_device_status(k, (size_t) ev->device, false);
+		publish_device_status(k, (size_t) ev->device);
 	}
 	payload_telemetry(&k->body, &k->conf->profiles[k->conf->devices[ev->device].profile], ev, ev->wall_ms,
-			  ++k->seq, false);
-	if (k->body.failed || mqtt_enqueue(k->mqtt, d->topic_telemetry, k->body.s, k->body.len, false) < 0)
-		log_err("device '%s': telemetry seq %llu dropped: out of memory", k->conf->devices[ev->device].name,
-			(unsigned long long) k->seq);
+			  k->seq + 1, false);
+	/* taken while the broker is away: it will arrive late, and says so */
+	if (k->body.failed || spool_add(k->spool, k->seq + 1, d->topic_telemetry, k->body.s, k->body.len,
+					mqtt_away(k->mqtt)) < 0) {
+		log_err("device '%s': telemetry dropped: out of memory", k->conf->devices[ev->device].name);
+		return;
+	}
+	k->seq++;
+}
+
+/*
+ * Group commit: at once when the last commit is older than the interval
+ * (a quiet site pays no latency), else when the interval is up.  Returns
+ * the ms until the next commit is due, or a large number when idle.
+ */
+static int64_t maybe_commit(struct core *k, int64_t now)
+{
+	int64_t due;
+
+	if (!k->store || !store_dirty(k->store))
+		return INT32_MAX;
+	due = k->last_commit + k->conf->store.commit_interval_ms;
+	if (now < due)
+		return due - now;
+	(void) store_commit(k->store);
+	k->last_commit = now;
+	mqtt_pump(k->mqtt);
+	return INT32_MAX;
 }
 
 static void drain(struct core *k)
@@ -333,7 +366,24 @@ int loop_run(struct conf *c, const char *path)
 		log_err("out of memory");
 		goto out;
 	}
-	k.mqtt = mqtt_new(c, on_connect, &k);
+	if (c->store.dir[0]) {
+		char salt[2 * CONF_NAME_MAX + 2];
+
+		k.store = store_open(c->store.dir, c->store.max_bytes);
+		if (k.store) {
+			snprintf(salt, sizeof(salt), "%s/%s", c->site, c->id);
+			store_set_salt(k.store, salt);
+			k.seq = store_last_seq(k.store);
+		} else {
+			log_err("running without a store: readings are held in memory only (at most %d)", c->mqtt.queue_max);
+		}
+	}
+	k.spool = spool_new(k.store, (size_t) c->mqtt.queue_max);
+	if (!k.spool) {
+		log_err("out of memory");
+		goto out;
+	}
+	k.mqtt = mqtt_new(c, k.spool, on_connect, &k);
 	if (!k.mqtt)
 		goto out;
 	if (buses_start(&k) < 0)
@@ -355,11 +405,11 @@ int loop_run(struct conf *c, const char *path)
 
 		timeout = mqtt_tick(k.mqtt, now);
 		if (now >= k.next_status) {
-			publish_gateway_status(&k, true);
+			publish_gateway_status(&k);
 			/* refresh the devices' counters too (retained, so a dashboard sees them at once) */
 			for (size_t i = 0; i < k.conf->ndevices; i++)
 				if (k.dev[i].h.known)
-					publish_device_status(&k, i, true);
+					publish_device_status(&k, i);
 			notify_status(&k);
 			k.next_status = now + (int64_t) k.conf->mqtt.status_interval_s * 1000;
 		}
@@ -369,6 +419,11 @@ int loop_run(struct conf *c, const char *path)
 		}
 		if (k.next_status - now < timeout)
 			timeout = k.next_status - now;
+		{
+			int64_t t = maybe_commit(&k, now);
+			if (t < timeout)
+				timeout = t;
+		}
 		if (k.watchdog_us && k.next_watchdog - now < timeout)
 			timeout = k.next_watchdog - now;
 		if (timeout < 0)
@@ -399,8 +454,11 @@ int loop_run(struct conf *c, const char *path)
 				}
 			}
 		}
-		if (pfd[0].revents & POLLIN)
+		if (pfd[0].revents & POLLIN) {
 			drain(&k);
+			(void) maybe_commit(&k, mono_ms());
+			mqtt_pump(k.mqtt);
+		}
 		if (n == 3 && pfd[2].revents)
 			mqtt_io(k.mqtt, pfd[2].revents);
 	}
@@ -409,8 +467,10 @@ int loop_run(struct conf *c, const char *path)
 out:
 	/* shutdown mirrors start-up: workers first, then what they queued, then the broker */
 	buses_stop(&k);
-	if (k.q && k.dev)
+	if (k.q && k.dev && k.spool)
 		drain(&k);
+	if (k.store)
+		(void) store_commit(k.store);
 	if (k.mqtt) {
 		struct jbuf off = { 0 };
 
@@ -423,6 +483,8 @@ out:
 			log_warn("stopping with %zu messages not acknowledged by the broker", st.queued);
 	}
 	mqtt_free(k.mqtt);
+	spool_free(k.spool);
+	store_close(k.store);
 	devices_free(&k);
 	free(k.status_topic);
 	queue_free(k.q);

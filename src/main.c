@@ -4,7 +4,9 @@
  * `agrigw [-f FILE]` runs the gateway; `agrigw -n [-v] -f FILE` only checks
  * the configuration (OpenBSD daemons' -n): every problem as file:line, exit
  * status 1, or "configuration OK" and 0.  Nothing is started before the
- * whole configuration has been checked.
+ * whole configuration has been checked.  `agrigw scan|read|poll|write ...`
+ * are the field technician's tools (tools.c), dispatched before any option
+ * of the daemon is looked at.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "tools.h"
 
 #define DEFAULT_CONF "/etc/agrigw/agrigw.conf"
 
@@ -21,11 +24,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: agrigw [-dnvV] [-f FILE]\n"
+		"       agrigw scan|read|poll|write ...   field tools; agrigw COMMAND -h for theirs\n"
 		"  -f FILE  configuration file (default " DEFAULT_CONF ")\n"
 		"  -n       check the configuration and exit: 'configuration OK' or file:line errors\n"
 		"  -v       with -n: also print the effective configuration; else log debug messages\n"
 		"  -d       log in plain words with times, even when stderr is not a terminal\n"
-		"  -V       print the version and exit\n");
+		"  -V       print the version and exit\n"
+		"  scan     find which unit ids answer at which baud and parity\n"
+		"  read     read registers and show them decoded as every type and word order\n"
+		"  poll     poll --once -f FILE: every configured device once, as the daemon would\n"
+		"  write    write one holding register or coil (with --yes), then read it back\n");
 }
 
 int main(int argc, char **argv)
@@ -35,6 +43,8 @@ int main(int argc, char **argv)
 	struct conf *c = NULL;
 	int opt, r;
 
+	if (argc > 1 && tools_command(argv[1]))
+		return tools_main(argc - 1, argv + 1);
 	while ((opt = getopt(argc, argv, "df:hnvV")) != -1) {
 		switch (opt) {
 		case 'd':

@@ -1,19 +1,19 @@
 /*
- * mqtt.c: libmosquitto driven from the core poll() loop, plus the outbox.
+ * mqtt.c: libmosquitto driven from the core poll() loop.
  *
- * The outbox is our own bounded FIFO of every message the broker has not
- * acknowledged.  We keep at most 'max_inflight' of them published and
- * waiting for PUBACK; the rest wait their turn, which keeps them in order
- * and lets the oldest be dropped (and counted) when the broker is away for
- * longer than the outbox holds.
+ * Telemetry comes from the spool (spool.c), in seq order; at most
+ * 'max_inflight' messages are published and waiting for PUBACK at a time,
+ * and a message leaves the spool only on its PUBACK.  Retained state
+ * (gateway and device status, meta) is published directly: it is
+ * republished on every connect, so it needs no queue.
  *
  * libmosquitto has an outgoing queue of its own and resends its in-flight
  * messages after a reconnect.  We do not let it: when the connection is
  * lost the client object is destroyed and a fresh one made for the next
- * attempt, and the messages that were in flight are marked unsent and go
- * out again first.  Two owners of one retry queue would resend in two
- * orders; one owner resends in one.  The broker may then see a message
- * twice (at-least-once); receivers drop duplicates by "seq".
+ * attempt, and the spool hands out everything unacknowledged again, oldest
+ * first.  Two owners of one retry queue would resend in two orders; one
+ * owner resends in one.  The broker may then see a message twice
+ * (at-least-once); receivers drop duplicates by "seq".
  *
  * No threads: mosquitto_loop_read/_write/_misc are called by the core loop,
  * and callbacks only change this object's state.
@@ -28,19 +28,14 @@
 #include "backoff.h"
 #include "log.h"
 #include "mqtt.h"
+#include "spool.h"
 #include "util.h"
 
 #define CONNECT_TIMEOUT_MS 15000
 
-enum msg_state { MSG_UNSENT, MSG_INFLIGHT, MSG_DONE };
-
-struct msg {
-	enum msg_state state;
+struct inflight {
 	int mid;
-	bool retain;
-	size_t len;
-	char *payload;      /* points into data, after the topic */
-	char data[];        /* topic \0 payload */
+	uint64_t seq;
 };
 
 struct mqtt {
@@ -53,11 +48,9 @@ struct mqtt {
 	bool have_password;
 	char will_topic[512];
 
-	/* outbox: ring of msg pointers; [head, head+len) in order */
-	struct msg **ring;
-	size_t cap, head, len;
-	size_t inflight;
-	size_t unsent_from;   /* ring offset (from head) of the first possibly unsent entry */
+	struct spool *sp;
+	struct inflight *fl;  /* published, waiting for PUBACK */
+	size_t nfl;
 
 	enum { ST_IDLE, ST_CONNECTING, ST_CONNECTED } state;
 	bool lost;            /* set by callbacks; handled in mqtt_tick() */
@@ -72,7 +65,6 @@ struct mqtt {
 	char lib_error[256];  /* last error libmosquitto logged (TLS reasons) */
 
 	struct mqtt_stats st;
-	bool drop_reported;
 };
 
 static int lib_init_count;
@@ -101,40 +93,20 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 		m->lost_rc = rc ? rc : MOSQ_ERR_CONN_LOST;
 }
 
-static struct msg *at(struct mqtt *m, size_t i)
-{
-	return m->ring[(m->head + i) % m->cap];
-}
-
-static void pop_done(struct mqtt *m)
-{
-	while (m->len && at(m, 0)->state == MSG_DONE) {
-		free(m->ring[m->head]);
-		m->ring[m->head] = NULL;
-		m->head = (m->head + 1) % m->cap;
-		m->len--;
-		if (m->unsent_from)
-			m->unsent_from--;
-	}
-}
-
 static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 {
 	struct mqtt *m = obj;
 
 	(void) mosq;
-	/* in-flight entries are near the head: scan only as far as they go */
-	for (size_t i = 0; i < m->len && i < m->unsent_from; i++) {
-		struct msg *e = at(m, i);
-
-		if (e->state == MSG_INFLIGHT && e->mid == mid) {
-			e->state = MSG_DONE;
-			m->inflight--;
+	for (size_t i = 0; i < m->nfl; i++) {
+		if (m->fl[i].mid == mid) {
+			spool_ack(m->sp, m->fl[i].seq);
+			m->fl[i] = m->fl[--m->nfl];
 			m->st.acked++;
-			break;
+			return;
 		}
 	}
-	pop_done(m);
+	/* a direct (retained state) publish: nothing to do */
 }
 
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
@@ -147,7 +119,7 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str
 	log_debug("mqtt: libmosquitto: %s", str);
 }
 
-struct mqtt *mqtt_new(const struct conf *c, mqtt_connect_cb cb, void *arg)
+struct mqtt *mqtt_new(const struct conf *c, struct spool *sp, mqtt_connect_cb cb, void *arg)
 {
 	struct mqtt *m = calloc(1, sizeof(*m));
 
@@ -161,10 +133,10 @@ struct mqtt *mqtt_new(const struct conf *c, mqtt_connect_cb cb, void *arg)
 	m->mc = &c->mqtt;
 	m->cb = cb;
 	m->cb_arg = arg;
-	m->cap = (size_t) m->mc->queue_max;
-	m->ring = calloc(m->cap, sizeof(*m->ring));
-	if (!m->ring) {
-		log_err("mqtt: cannot allocate an outbox of %zu messages", m->cap);
+	m->sp = sp;
+	m->fl = calloc((size_t) m->mc->max_inflight, sizeof(*m->fl));
+	if (!m->fl) {
+		log_err("mqtt: out of memory");
 		goto fail;
 	}
 	if (m->mc->password_file[0]) {
@@ -267,27 +239,23 @@ static void schedule_retry(struct mqtt *m, int64_t now)
 static void handle_lost(struct mqtt *m, int64_t now)
 {
 	int rc = m->lost_rc;
+	size_t held = spool_held(m->sp);
 
-	for (size_t i = 0; i < m->len; i++) {
-		struct msg *e = at(m, i);
-		if (e->state == MSG_INFLIGHT)
-			e->state = MSG_UNSENT;
-	}
-	m->inflight = 0;
-	m->unsent_from = 0;
+	spool_rewind(m->sp);
+	m->nfl = 0;
 	client_destroy(m);
 	m->lost = false;
 	m->lost_rc = 0;
 	schedule_retry(m, now);
 	if (m->state == ST_CONNECTED || m->was_connected) {
 		log_warn("mqtt: connection to %s:%d lost (%s); %zu messages held, reconnecting in %.1f s",
-			 m->mc->host, m->mc->port, reason(m, rc), m->len, (m->retry_at - now) / 1000.0);
+			 m->mc->host, m->mc->port, reason(m, rc), held, (m->retry_at - now) / 1000.0);
 		m->was_connected = false;
 		m->down_since = now;
 		m->reported_down = true;
 	} else if (!m->reported_down) {
 		log_warn("mqtt: cannot connect to %s:%d (%s); %zu messages held, retrying in %.1f s",
-			 m->mc->host, m->mc->port, reason(m, rc), m->len, (m->retry_at - now) / 1000.0);
+			 m->mc->host, m->mc->port, reason(m, rc), held, (m->retry_at - now) / 1000.0);
 		m->reported_down = true;
 	} else {
 		log_debug("mqtt: connect to %s:%d failed again (%s)", m->mc->host, m->mc->port, reason(m, rc));
@@ -314,80 +282,41 @@ static void try_connect(struct mqtt *m, int64_t now)
 	}
 }
 
-static void pump(struct mqtt *m)
+void mqtt_pump(struct mqtt *m)
 {
-	while (m->state == ST_CONNECTED && !m->lost && m->inflight < (size_t) m->mc->max_inflight &&
-	       m->unsent_from < m->len) {
-		struct msg *e = at(m, m->unsent_from);
-		int r;
+	while (m->state == ST_CONNECTED && !m->lost && m->nfl < (size_t) m->mc->max_inflight) {
+		const struct spool_msg *msg = spool_next(m->sp);
+		int mid = 0, r;
 
-		if (e->state != MSG_UNSENT) {
-			m->unsent_from++;
-			continue;
-		}
-		r = mosquitto_publish(m->mosq, &e->mid, e->data, (int) e->len, e->payload, m->mc->qos, e->retain);
+		if (!msg)
+			return;
+		r = mosquitto_publish(m->mosq, &mid, msg->topic, (int) msg->len, msg->payload, m->mc->qos, false);
 		if (r != MOSQ_ERR_SUCCESS) {
-			if (r == MOSQ_ERR_NOMEM)
-				log_err("mqtt: out of memory publishing; will retry");
-			else {
-				m->lost = true;
-				m->lost_rc = r;
-			}
+			/* the spool hands it out again after the reconnect */
+			m->lost = true;
+			m->lost_rc = r;
 			return;
 		}
-		m->unsent_from++;
 		if (m->mc->qos == 0) {
 			/* nothing will acknowledge it: handed to the socket is done */
-			e->state = MSG_DONE;
+			spool_ack(m->sp, msg->seq);
 			m->st.acked++;
-			pop_done(m);
 		} else {
-			e->state = MSG_INFLIGHT;
-			m->inflight++;
+			m->fl[m->nfl].mid = mid;
+			m->fl[m->nfl].seq = msg->seq;
+			m->nfl++;
 		}
 	}
 }
 
-int mqtt_enqueue(struct mqtt *m, const char *topic, const char *payload, size_t len, bool retain)
+bool mqtt_connected(const struct mqtt *m)
 {
-	size_t tl = strlen(topic);
-	struct msg *e;
+	return m->state == ST_CONNECTED && !m->lost;
+}
 
-	if (m->len == m->cap) {
-		/* drop the oldest message that is not in flight: shift the
-		 * in-flight prefix (at most max_inflight entries) over it */
-		size_t i = 0;
-		while (i < m->len && at(m, i)->state != MSG_UNSENT)
-			i++;
-		if (i == m->len)
-			return -ENOBUFS;    /* cap <= max_inflight; conf.c prevents it */
-		free(at(m, i));
-		for (size_t k = i; k > 0; k--)
-			m->ring[(m->head + k) % m->cap] = m->ring[(m->head + k - 1) % m->cap];
-		m->ring[m->head] = NULL;
-		m->head = (m->head + 1) % m->cap;
-		m->len--;
-		m->st.dropped++;
-		if (!m->drop_reported) {
-			log_err("mqtt: outbox full (%zu messages), dropping the oldest; counted in 'dropped'", m->cap);
-			m->drop_reported = true;
-		}
-	}
-	e = malloc(sizeof(*e) + tl + 1 + len + 1);
-	if (!e)
-		return -ENOMEM;
-	e->state = MSG_UNSENT;
-	e->mid = 0;
-	e->retain = retain;
-	e->len = len;
-	memcpy(e->data, topic, tl + 1);
-	e->payload = e->data + tl + 1;
-	memcpy(e->payload, payload, len);
-	e->payload[len] = '\0';
-	m->ring[(m->head + m->len) % m->cap] = e;
-	m->len++;
-	pump(m);
-	return 0;
+bool mqtt_away(const struct mqtt *m)
+{
+	return m->reported_down;
 }
 
 int mqtt_publish_direct(struct mqtt *m, const char *topic, const char *payload, size_t len, bool retain)
@@ -458,16 +387,15 @@ int64_t mqtt_tick(struct mqtt *m, int64_t now)
 		m->st.connected = true;
 		if (m->reported_down)
 			log_notice("mqtt: connected to %s:%d after %.0f s away; sending %zu held messages",
-				   m->mc->host, m->mc->port, (now - m->down_since) / 1000.0, m->len);
+				   m->mc->host, m->mc->port, (now - m->down_since) / 1000.0, spool_held(m->sp));
 		else
 			log_info("mqtt: connected to %s:%d", m->mc->host, m->mc->port);
 		m->reported_down = false;
 		m->was_connected = true;
-		m->drop_reported = false;
 		if (m->cb)
 			m->cb(m->cb_arg);
 	}
-	pump(m);
+	mqtt_pump(m);
 	if (m->state == ST_CONNECTING)
 		next = m->connect_deadline - now;
 	return next < 1000 ? (next > 0 ? next : 0) : 1000;
@@ -480,12 +408,13 @@ void mqtt_shutdown(struct mqtt *m, const char *status_topic, const char *last, i
 	if (m->state == ST_CONNECTED && !m->lost) {
 		mosquitto_publish(m->mosq, NULL, status_topic, (int) strlen(last), last, m->mc->qos, true);
 		/* let the outbox drain a little, then say goodbye */
-		while (mono_ms() < end && !m->lost && m->mosq && (m->len > 0 || mosquitto_want_write(m->mosq))) {
+		mqtt_pump(m);
+		while (mono_ms() < end && !m->lost && m->mosq && (m->nfl > 0 || mosquitto_want_write(m->mosq))) {
 			struct pollfd p = { .fd = mosquitto_socket(m->mosq), .events = mqtt_events(m) };
 			if (poll(&p, 1, 100) > 0)
 				mqtt_io(m, p.revents);
 			mosquitto_loop_misc(m->mosq);
-			pump(m);
+			mqtt_pump(m);
 		}
 		if (m->mosq && !m->lost) {
 			mosquitto_disconnect(m->mosq);
@@ -500,7 +429,8 @@ void mqtt_shutdown(struct mqtt *m, const char *status_topic, const char *last, i
 void mqtt_get_stats(const struct mqtt *m, struct mqtt_stats *ret)
 {
 	*ret = m->st;
-	ret->queued = m->len;
+	ret->queued = spool_held(m->sp);
+	ret->dropped = spool_dropped(m->sp);
 }
 
 void mqtt_rebind(struct mqtt *m, const struct conf *c)
@@ -514,11 +444,7 @@ void mqtt_free(struct mqtt *m)
 	if (!m)
 		return;
 	client_destroy(m);
-	if (m->ring) {
-		for (size_t i = 0; i < m->len; i++)
-			free(at(m, i));
-		free(m->ring);
-	}
+	free(m->fl);
 	memset(m->password, 0, sizeof(m->password));
 	free(m);
 	if (--lib_init_count == 0)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "spool.h"
 
 struct mqtt;
 
@@ -21,26 +22,29 @@ typedef void (*mqtt_connect_cb)(void *arg);
 
 struct mqtt_stats {
 	uint64_t acked;        /* publishes confirmed (PUBACK, or sent for QoS 0) */
-	uint64_t dropped;      /* oldest messages dropped because the outbox was full */
-	size_t queued;         /* messages in the outbox (unsent plus in flight) */
+	uint64_t dropped;      /* telemetry dropped: memory full and no working store */
+	size_t queued;         /* telemetry held in memory, not yet acknowledged */
 	uint64_t connects;     /* successful connections */
 	bool connected;
 };
 
 /*
  * Reads the password file (if any).  Returns NULL and logs the cause when
- * that fails or memory runs out.  'c' must outlive the object.
+ * that fails or memory runs out.  'c' and 'sp' must outlive the object;
+ * telemetry is taken from 'sp'.
  */
-struct mqtt *mqtt_new(const struct conf *c, mqtt_connect_cb cb, void *arg);
+struct mqtt *mqtt_new(const struct conf *c, struct spool *sp, mqtt_connect_cb cb, void *arg);
 void mqtt_free(struct mqtt *m);
 
-/*
- * Queue a message; it goes out in order, as soon as the broker is there and
- * the in-flight window allows, and leaves the outbox on PUBACK.  When the
- * outbox is full the oldest unsent message is dropped (counted, logged once
- * per episode).  Returns 0 or -ENOMEM.
- */
-int mqtt_enqueue(struct mqtt *m, const char *topic, const char *payload, size_t len, bool retain);
+/* Publish what the spool has ready, as far as the in-flight window allows.
+ * Call after adding to the spool and after a store commit. */
+void mqtt_pump(struct mqtt *m);
+
+bool mqtt_connected(const struct mqtt *m);
+
+/* The broker is known to be away: a connection broke or an attempt failed,
+ * and none has succeeded since (the first attempt at start does not count). */
+bool mqtt_away(const struct mqtt *m);
 
 /* Publish now if connected, outside the outbox (retained state that is
  * republished on every connect anyway).  Returns 0 or -ENOTCONN. */

@@ -246,10 +246,15 @@ void payload_gateway_status(struct jbuf *j, const struct gateway_health *g)
 	jbuf_printf(j, "{\"online\":%s,\"version\":", g->online ? "true" : "false");
 	jbuf_string(j, g->version);
 	jbuf_printf(j, ",\"started\":%lld,\"devices\":%u,\"devices_online\":%u,\"published\":%llu,"
-		    "\"queued\":%llu,\"dropped\":%llu,\"seq\":%llu}",
+		    "\"queued\":%llu,\"dropped\":%llu,\"seq\":%llu",
 		    (long long) g->started_ms, g->devices, g->devices_online,
 		    (unsigned long long) g->published, (unsigned long long) g->queued,
 		    (unsigned long long) g->dropped, (unsigned long long) g->seq);
+	if (g->has_store)
+		jbuf_printf(j, ",\"stored\":%llu,\"store_dropped\":%llu,\"store_errors\":%llu",
+			    (unsigned long long) g->stored, (unsigned long long) g->store_dropped,
+			    (unsigned long long) g->store_errors);
+	jbuf_puts(j, "}");
 }
 
 void payload_gateway_offline(struct jbuf *j)

@@ -51,6 +51,8 @@ struct gateway_health {
 	int64_t started_ms;
 	unsigned devices, devices_online;
 	uint64_t published, queued, dropped, seq;
+	bool has_store;
+	uint64_t stored, store_dropped, store_errors;
 };
 void payload_gateway_status(struct jbuf *j, const struct gateway_health *g);
 

@@ -220,7 +220,7 @@ def test_outbox_full_drops_oldest_and_counts():
         wait_for(lambda: len(s.sub.telemetry()) >= 5, 20, what="telemetry")
         s.sub.stop()
         s.broker.stop()
-        wait_for(lambda: "outbox full" in s.gw.logtext(), 30, what="outbox full")
+        wait_for(lambda: "dropping the oldest" in s.gw.logtext(), 30, what="memory full")
         s.broker.start()
         s.sub = Subscriber(s.broker.port)
         def dropped():

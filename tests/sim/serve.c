@@ -189,7 +189,18 @@ static uint8_t check_pdu(const uint8_t *pdu, size_t n)
 
 	switch (pdu[0]) {
 	case 1: case 2: case 3: case 4: case 5: case 6:
-		return n == 5 ? 0 : MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+		if (n != 5)
+			return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+		/* quantities libmodbus would refuse only after sleeping its
+		 * response timeout (it "flushes" the line first) */
+		qty = (unsigned) pdu[3] << 8 | pdu[4];
+		if (pdu[0] <= 2 && (qty < 1 || qty > MODBUS_MAX_READ_BITS))
+			return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+		if ((pdu[0] == 3 || pdu[0] == 4) && (qty < 1 || qty > MODBUS_MAX_READ_REGISTERS))
+			return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+		if (pdu[0] == 5 && qty != 0xff00 && qty != 0)
+			return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;
+		return 0;
 	case 15: case 16:
 		if (n < 6 || n != 6 + (size_t) pdu[5])
 			return MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE;

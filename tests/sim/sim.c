@@ -30,7 +30,6 @@
 #define IN_MAX 1024
 #define OUT_MAX (1024 * 1024)    /* a peer that reads nothing is dropped */
 #define QUEUE_MAX 256            /* delayed replies waiting per peer */
-#define CTL_LINE_MAX 1024
 #define WANDER_TICK_MS 1000
 #define RTU_RETRY_MS 1000
 #define RTU_MIN_GAP_MS 50        /* the inter-frame time on a pty */
@@ -54,6 +53,7 @@ struct conn {
 	struct pending *qh, *qt;
 	size_t qn;
 	bool dead;
+	bool overlong;               /* control: discarding a too long line */
 };
 
 struct app {
@@ -267,9 +267,13 @@ static void rtu_frame_input(struct app *a, bool final, int64_t now)
 	c->inlen -= used;
 }
 
-static void rtu_read(struct app *a, int64_t now)
+/* A tty with VMIN = VTIME = 0 (libmodbus' settings) reads 0 bytes when it
+ * has none, so 0 is no end of file here; a hang-up is POLLHUP with nothing
+ * to read, or EIO. */
+static void rtu_read(struct app *a, int64_t now, bool hup)
 {
 	struct conn *c = a->rtu;
+	bool got = false;
 
 	for (;;) {
 		ssize_t n;
@@ -280,15 +284,21 @@ static void rtu_read(struct app *a, int64_t now)
 		if (n > 0) {
 			c->inlen += (size_t) n;
 			c->last_rx = now;
+			got = true;
 			rtu_frame_input(a, false, now);
+			if (!a->rtu_up)
+				return;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (hup && !got) {
+				errno = EPIPE;
+				rtu_down(a, "pty hung up");
+			}
 			return;
-		if (n == 0)
-			errno = EPIPE;
+		}
 		rtu_down(a, "pty read");
 		return;
 	}
@@ -330,16 +340,23 @@ static void ctl_read(struct app *a, struct conn *c)
 		*nl = '\0';
 		if (linelen > 0 && c->in[linelen - 1] == '\r')
 			c->in[linelen - 1] = '\0';
-		if (c->in[0] != '\0' && strcmp((char *) c->in, "stats") != 0)
-			sim_log("control: %s", (char *) c->in);
-		control_exec(&a->m, (char *) c->in, &c->out);
+		if (c->overlong) {
+			c->overlong = false;
+			dbuf_printf(&c->out, "error line too long\n");
+		} else {
+			if (c->in[0] != '\0' && strcmp((char *) c->in, "stats") != 0)
+				sim_log("control: %s", (char *) c->in);
+			control_exec(&a->m, (char *) c->in, &c->out);
+		}
 		memmove(c->in, nl + 1, c->inlen - linelen - 1);
 		c->inlen -= linelen + 1;
 	}
 	if (c->inlen >= sizeof(c->in) - 1) {
-		dbuf_printf(&c->out, "error line too long\n");
+		c->overlong = true;  /* answered once, at its newline */
 		c->inlen = 0;
 	}
+	if (c->out.len > OUT_MAX && c->kind == C_CTL)
+		c->dead = true;      /* a client that sends but never reads */
 	conn_write(a, c);
 }
 
@@ -491,7 +508,7 @@ static int run(struct app *a, const sigset_t *waitmask)
 				continue;
 			if (c->kind == C_RTU) {
 				if (re & (POLLIN | POLLERR | POLLHUP))
-					rtu_read(a, now);
+					rtu_read(a, now, (re & (POLLHUP | POLLERR)) != 0);
 				if (a->rtu_up && (re & POLLOUT))
 					conn_write(a, c);
 			} else if (c->kind == C_TCP) {
@@ -753,6 +770,8 @@ bad_arg:
 			ret = 2;
 			goto out;
 		}
+		if (strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
+			fprintf(stderr, "agrigw-sim: warning: listening on %s, not on loopback\n", host);
 		a.ctx = modbus_new_tcp_pi(host, port);
 		if (a.ctx == NULL) {
 			fprintf(stderr, "agrigw-sim: modbus_new_tcp_pi: %s\n", modbus_strerror(errno));
@@ -791,6 +810,10 @@ bad_arg:
 			goto out;
 		}
 	}
+
+	/* modbus_reply() sleeps this long before some exception replies
+	 * (to "flush" the line): keep it from stalling the loop */
+	modbus_set_response_timeout(a.ctx, 0, 1);
 
 	if (a.ctl_path && strcmp(a.ctl_path, "-") == 0) {
 		if (conn_new(&a, C_STDIN, STDIN_FILENO) == NULL)
