@@ -44,6 +44,7 @@
 #include "bus.h"
 #include "decode.h"
 #include "log.h"
+#include "mbio.h"
 #include "plan.h"
 #include "util.h"
 
@@ -245,8 +246,13 @@ static void push_bus_state(struct bus *b, int up)
 
 static void link_close(struct bus *b)
 {
-	if (b->link_up)
+	if (b->link_up) {
+		/* the exclusive flag outlives our descriptor on a pty whose
+		 * other end stays open: clear it for whoever opens next */
+		if (b->bc->type == BUS_RTU)
+			(void) ioctl(modbus_get_socket(b->ctx), TIOCNXCL);
 		modbus_close(b->ctx);
+	}
 	b->link_up = false;
 }
 
@@ -282,38 +288,6 @@ static bool link_ensure(struct bus *b, int64_t now)
 	return true;
 }
 
-static bool is_exception(int e)
-{
-	return e >= EMBXILFUN && e <= EMBXGTAR;
-}
-
-static bool is_bad_frame(int e)
-{
-	return e >= EMBBADCRC && e <= EMBBADSLAVE;
-}
-
-/* Read 'count' registers or bits; bits are stored one per uint16_t. */
-static int raw_read(modbus_t *ctx, enum table t, int addr, int count, uint16_t *out)
-{
-	uint8_t bits[MODBUS_MAX_READ_BITS];
-	int rc;
-
-	switch (t) {
-	case TABLE_HOLDING:
-		return modbus_read_registers(ctx, addr, count, out);
-	case TABLE_INPUT:
-		return modbus_read_input_registers(ctx, addr, count, out);
-	case TABLE_COIL:
-	case TABLE_DISCRETE:
-		rc = t == TABLE_COIL ? modbus_read_bits(ctx, addr, count, bits) : modbus_read_input_bits(ctx, addr, count, bits);
-		for (int i = 0; i < rc; i++)
-			out[i] = bits[i];
-		return rc;
-	}
-	errno = EINVAL;
-	return -1;
-}
-
 /*
  * One request with the device's retries.  Timeouts and bad frames are
  * retried; an exception is an answer and is not.  A broken TCP connection
@@ -330,18 +304,18 @@ static enum outcome read_with_retries(struct bus *b, struct dev_state *d, enum t
 			if (b->bc->pause_ms > 0 && sleep_until(b, mono_ms() + b->bc->pause_ms))
 				return RD_NO_REPLY;
 		}
-		rc = raw_read(b->ctx, t, addr, count, out);
+		rc = mbio_read(b->ctx, t, addr, count, out);
 		if (rc == count)
 			return RD_OK;
 		e = rc < 0 ? errno : EMBMDATA;
 		*ret_errno = e;
-		if (is_exception(e)) {
+		if (mbio_is_exception(e)) {
 			d->exceptions++;
 			return RD_EXCEPTION;
 		}
 		if (e == ETIMEDOUT) {
 			d->timeouts++;
-		} else if (is_bad_frame(e)) {
+		} else if (mbio_is_bad_frame(e)) {
 			d->bad_frames++;
 		} else {
 			/* ECONNRESET, EPIPE, EBADF, EIO, ...: the link itself */
@@ -658,6 +632,9 @@ int bus_poll_device_once(const struct conf *c, int device, struct event **ret_ev
 	fill_counters(d, ev);
 	*ret_ev = ev;
 	ev = NULL;
+	/* let go of the port as found: a pty keeps TIOCEXCL after the close */
+	if (b->link_up && b->bc->type == BUS_RTU)
+		(void) ioctl(modbus_get_socket(b->ctx), TIOCNXCL);
 out:
 	free(ev);
 	bus_free(b);

@@ -27,6 +27,7 @@
  * decoding itself (decode.c), request planning (plan.c), the configuration
  * (conf.c).  Not here: ASCII framing, FC15/FC16 multi-register writes.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -48,6 +49,7 @@
 #include "conf.h"
 #include "decode.h"
 #include "log.h"
+#include "mbio.h"
 #include "queue.h"
 #include "tools.h"
 #include "util.h"
@@ -78,7 +80,6 @@ struct opts {
 	bool units[256];                 /* scan */
 	int unit;                        /* -1: not given */
 	enum table table;
-	bool table_set;
 	long addr;                       /* -1: not given */
 	int count;                       /* 0: not given */
 	int type;                        /* enum vtype, -1: every type */
@@ -181,7 +182,7 @@ static int bad_usage(const struct opts *o, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs(" (agrigw COMMAND -h for help)\n", stderr);
+	fprintf(stderr, " (agrigw %s -h for help)\n", o->name);
 	return 2;
 }
 
@@ -242,7 +243,7 @@ static int parse_parities(struct opts *o, const char *s)
 		return -EINVAL;
 	o->nparities = 0;
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char p = (char) (tok[0] >= 'a' ? tok[0] - 'a' + 'A' : tok[0]);
+		char p = (char) toupper((unsigned char) tok[0]);
 
 		if (tok[1] || (p != 'N' && p != 'E' && p != 'O') || o->nparities == sizeof(o->parities) ||
 		    memchr(o->parities, p, o->nparities))
@@ -421,16 +422,6 @@ static void link_name(const struct bus_conf *bc, char *buf, size_t size)
 
 /* ---- the link ----------------------------------------------------------- */
 
-static bool is_exception(int e)
-{
-	return e >= EMBXILFUN && e <= EMBXGTAR;
-}
-
-static bool is_bad_frame(int e)
-{
-	return e >= EMBBADCRC && e <= EMBBADSLAVE;
-}
-
 /* The one-line reasons a serial port cannot be used. */
 static int port_error(const char *path, int e)
 {
@@ -524,12 +515,14 @@ static modbus_t *link_open(const struct bus_conf *bc)
 	return ctx;
 }
 
-static void link_close(modbus_t *ctx)
+/* Give up the exclusive hold first: on a pty (whose other end stays open)
+ * the flag would outlive the close and lock the next opener out. */
+static void link_close(const struct bus_conf *bc, modbus_t *ctx)
 {
-	if (ctx) {
-		modbus_close(ctx);
-		modbus_free(ctx);
-	}
+	if (bc->type == BUS_RTU)
+		(void) ioctl(modbus_get_socket(ctx), TIOCNXCL);
+	modbus_close(ctx);
+	modbus_free(ctx);
 }
 
 static void sleep_ms(int ms)
@@ -539,45 +532,25 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Read registers or bits (one per uint16_t); the count read or -1 with errno. */
-static int read_table(modbus_t *ctx, enum table t, int addr, int count, uint16_t *out)
-{
-	uint8_t bits[MODBUS_MAX_READ_BITS];
-	int rc;
-
-	switch (t) {
-	case TABLE_HOLDING:
-		return modbus_read_registers(ctx, addr, count, out);
-	case TABLE_INPUT:
-		return modbus_read_input_registers(ctx, addr, count, out);
-	case TABLE_COIL:
-	case TABLE_DISCRETE:
-		rc = t == TABLE_COIL ? modbus_read_bits(ctx, addr, count, bits) :
-				       modbus_read_input_bits(ctx, addr, count, bits);
-		for (int i = 0; i < rc; i++)
-			out[i] = bits[i];
-		return rc;
-	}
-	errno = EINVAL;
-	return -1;
-}
-
 /* As the daemon does: one more try after a timeout or a bad frame.  0 or the errno. */
 static int read_retry(const struct bus_conf *bc, modbus_t *ctx, enum table t, int addr, int count, uint16_t *out)
 {
 	int e = 0;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
+		int rc;
+
 		if (attempt > 0 && bc->pause_ms > 0)
 			sleep_ms(bc->pause_ms);
-		if (read_table(ctx, t, addr, count, out) == count)
+		rc = mbio_read(ctx, t, addr, count, out);
+		if (rc == count)
 			return 0;
-		e = errno;
-		if (e != ETIMEDOUT && !is_bad_frame(e))
+		e = rc < 0 ? errno : EMBMDATA;
+		if (e != ETIMEDOUT && !mbio_is_bad_frame(e))
 			break;
 		modbus_flush(ctx);
 	}
-	return e ? e : EMBMDATA;
+	return e;
 }
 
 /* The one-line report of a request that got no good answer. */
@@ -587,9 +560,9 @@ static int request_error(const struct bus_conf *bc, int unit, const char *what, 
 
 	link_name(bc, name, sizeof(name));
 	if (e == ETIMEDOUT)
-		return fail("unit %d on %s: no response to %s (unit id, baud, parity or wiring wrong? "
-			    "try agrigw scan)", unit, name, what);
-	if (is_exception(e))
+		return fail("unit %d on %s: no response (wrong unit id, baud, parity or wiring? try agrigw scan)",
+			    unit, name);
+	if (mbio_is_exception(e))
 		return fail("unit %d on %s refused %s: %s (exception %d)", unit, name, what, modbus_strerror(e),
 			    e - MODBUS_ENOBASE);
 	return fail("unit %d on %s: %s: %s", unit, name, what, modbus_strerror(e));
@@ -654,7 +627,6 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			if ((v = parse_name(optarg, table_name, TABLE_DISCRETE + 1)) < 0)
 				return bad_usage(o, "--table wants holding, input, coil or discrete, not '%s'", optarg);
 			o->table = (enum table) v;
-			o->table_set = true;
 			break;
 		case O_ADDR:
 			if (parse_long(optarg, 0, 65535, &o->addr) < 0)
@@ -827,9 +799,9 @@ static enum answer probe(modbus_t *ctx, int unit, int *ret_err)
 		*ret_err = e;
 		if (e == EMBXGPATH || e == EMBXGTAR || e == ETIMEDOUT)
 			return ANS_NONE;
-		if (is_exception(e))
+		if (mbio_is_exception(e))
 			return ANS_EXCEPTION;
-		if (!is_bad_frame(e) && e != EMBMDATA)
+		if (!mbio_is_bad_frame(e) && e != EMBMDATA)
 			return ANS_LINK;
 		modbus_flush(ctx);
 	}
@@ -853,15 +825,6 @@ static void scan_progress(struct scan *s, const struct bus_conf *bc, int unit, i
 		fprintf(stderr, "%s\n", line);
 }
 
-static int hit_cmp(const void *a, const void *b)
-{
-	const struct hit *x = a, *y = b;
-
-	if (x->unit != y->unit)
-		return x->unit < y->unit ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 static void answer_text(const struct hit *h, char *buf, size_t size)
 {
 	switch (h->ans) {
@@ -875,6 +838,25 @@ static void answer_text(const struct hit *h, char *buf, size_t size)
 		snprintf(buf, size, "garbled (%s)", modbus_strerror(h->err));
 		break;
 	}
+}
+
+/* Say so at once: a scan of several settings takes minutes. */
+static void scan_found(const struct scan *s, const struct bus_conf *bc, const struct hit *h)
+{
+	char where[CONF_PATH_MAX + 32], ans[CELL_MAX];
+
+	link_name(bc, where, sizeof(where));
+	answer_text(h, ans, sizeof(ans));
+	fprintf(stderr, "%sunit %d answered on %s: %s\n", s->tty ? "\r\033[K" : "", h->unit, where, ans);
+}
+
+static int hit_cmp(const void *a, const void *b)
+{
+	const struct hit *x = a, *y = b;
+
+	if (x->unit != y->unit)
+		return x->unit < y->unit ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static int scan_report(struct scan *s, const struct bus_conf *bc, double secs)
@@ -975,15 +957,16 @@ static int cmd_scan(struct opts *o)
 			h->seq = s.nhits++;
 			if (a != ANS_GARBLED)
 				s.answered++;
+			scan_found(&s, &bc, h);
 			/* the bus' silence after a reply, before the next request */
 			if (bc.pause_ms > 0)
 				sleep_ms(bc.pause_ms);
 		}
-		link_close(ctx);
+		link_close(&bc, ctx);
 	}
 	if (s.tty)
 		fputs("\r\033[K", stderr);
-	if (scan_report(&s, &bc, (double) (mono_ms() - s.started) / 1000.0) < 0)
+	if ((s.probes > 0 || interrupted) && scan_report(&s, &bc, (double) (mono_ms() - s.started) / 1000.0) < 0)
 		status = fail("%s", strerror(ENOMEM));
 	free(s.hits);
 	if (interrupted)
@@ -1037,15 +1020,13 @@ static void format_value(const uint16_t *regs, enum vtype t, enum worder ord, do
 	}
 }
 
-static void print_registers(const uint16_t *regs, int addr, int count, enum table tab)
+static int print_registers(const uint16_t *regs, int addr, int count, enum table tab)
 {
 	const char *heads[] = { "addr", "hex", "dec" };
 	const char *bit_heads[] = { "addr", "value" };
 	bool bits = tab == TABLE_COIL || tab == TABLE_DISCRETE;
-	struct grid t = { .ncols = bits ? 2 : 3, .heads = bits ? bit_heads : heads, .right = 6 };
+	struct grid t = { .ncols = bits ? 2 : 3, .heads = bits ? bit_heads : heads, .right = bits ? 2 : 6 };
 
-	if (bits)
-		t.right = 2;
 	for (int i = 0; i < count; i++) {
 		char a[24], h[8], d[8];
 
@@ -1053,12 +1034,13 @@ static void print_registers(const uint16_t *regs, int addr, int count, enum tabl
 		snprintf(h, sizeof(h), "0x%04X", regs[i]);
 		snprintf(d, sizeof(d), "%u", regs[i]);
 		if (bits ? grid_add(&t, a, d) : grid_add(&t, a, h, d)) {
-			fail("%s", strerror(ENOMEM));
-			break;
+			grid_free(&t);
+			return fail("%s", strerror(ENOMEM));
 		}
 	}
 	grid_print(&t, stdout);
 	grid_free(&t);
+	return 0;
 }
 
 /* Every type (or --type) in every order (or --order) at every offset where it fits. */
@@ -1124,7 +1106,7 @@ static int cmd_read(struct opts *o)
 	if (o->addr + o->count > 65536)
 		return bad_usage(o, "--addr + --count runs past 65535");
 	if (o->type >= 0 && conf_vtype_width((enum vtype) o->type) > o->count)
-		return bad_usage(o, "a %s needs %d registers, --count is %d", conf_vtype_name((enum vtype) o->type),
+		return bad_usage(o, "type %s needs %d registers, --count is %d", conf_vtype_name((enum vtype) o->type),
 				 conf_vtype_width((enum vtype) o->type), o->count);
 
 	if (!(ctx = link_open(&o->bc)))
@@ -1133,13 +1115,14 @@ static int cmd_read(struct opts *o)
 	snprintf(what, sizeof(what), "the read of %d %s %s at 0x%04lX", o->count, conf_table_name(o->table),
 		 bits ? "bits" : "registers", o->addr);
 	e = read_retry(&o->bc, ctx, o->table, (int) o->addr, o->count, regs);
-	link_close(ctx);
+	link_close(&o->bc, ctx);
 	if (e)
 		return request_error(&o->bc, o->unit, what, e);
 	link_name(&o->bc, name, sizeof(name));
 	printf("unit %d on %s, %s %s 0x%04lX..0x%04lX\n", o->unit, name, conf_table_name(o->table),
 	       bits ? "bits" : "registers", o->addr, o->addr + o->count - 1);
-	print_registers(regs, (int) o->addr, o->count, o->table);
+	if (print_registers(regs, (int) o->addr, o->count, o->table))
+		return 1;
 	return bits ? 0 : print_decoded(o, regs);
 }
 
@@ -1220,18 +1203,17 @@ static int cmd_write(struct opts *o)
 				      modbus_write_register(ctx, (int) o->addr, v);
 	if (rc != 1) {
 		e = errno;
-		link_close(ctx);
+		link_close(&o->bc, ctx);
 		snprintf(req, sizeof(req), "the write of %s 0x%04lX", what, o->addr);
 		return request_error(&o->bc, o->unit, req, e);
 	}
 	if (o->bc.pause_ms > 0)
 		sleep_ms(o->bc.pause_ms);
 	e = read_retry(&o->bc, ctx, o->table, (int) o->addr, 1, &after);
-	link_close(ctx);
-	if (e) {
-		snprintf(req, sizeof(req), "the read-back of %s 0x%04lX (the write was acknowledged)", what, o->addr);
-		return request_error(&o->bc, o->unit, req, e);
-	}
+	link_close(&o->bc, ctx);
+	if (e)
+		return fail("unit %d acknowledged the write, but reading it back failed: %s (a new unit id or "
+			    "baud rate may apply at once)", o->unit, e == ETIMEDOUT ? "no response" : modbus_strerror(e));
 	value_text(o->table, after, vt, sizeof(vt));
 	printf("read back: %s\n", vt);
 	if (after != v)
@@ -1340,10 +1322,12 @@ static int cmd_poll(struct opts *o)
 		struct bus_try *b = &bt[dc->bus];
 		struct polled *p = &pd[n];
 
-		if (o->device && strcmp(dc->name, o->device) != 0)
+		if ((o->device && strcmp(dc->name, o->device) != 0) || (!o->device && !dc->enabled))
 			continue;
-		if (!dc->enabled && !o->device)
-			continue;
+		if (!dc->enabled) {
+			status = fail("%s: device '%s' is not enabled (enabled = false)", o->file, dc->name);
+			goto out;
+		}
 		p->device = (int) i;
 		n++;
 		/* a serial port once per bus: missing, forbidden or held by the daemon */
@@ -1357,7 +1341,7 @@ static int cmd_poll(struct opts *o)
 			continue;
 		}
 		p->r = bus_poll_device_once(c, (int) i, &p->ev, p->err, sizeof(p->err));
-		if (p->r < 0 && dc->enabled) {
+		if (p->r < 0) {
 			/* the other devices on this bus would fail the same way, each after a timeout */
 			b->state = -1;
 			snprintf(b->err, sizeof(b->err), "bus down: %.400s", p->err);
@@ -1401,8 +1385,6 @@ int tools_main(int argc, char **argv)
 		if (strcmp(argv[0], cmd_names[i]) == 0)
 			o.cmd = (enum cmd) (1u << i);
 	o.name = argv[0];
-	if (!o.cmd)
-		return 2;
 	/* bus.c's notices (a merged read refused, RS-485 mode refused) in words */
 	log_init(LOG_NOTICE_, 0);
 	r = parse_opts(&o, argc, argv);

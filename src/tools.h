@@ -12,7 +12,8 @@
 bool tools_command(const char *name);
 
 /*
- * Run the subcommand argv[0] with its options argv[1..argc-1].  Returns the
+ * Run the subcommand argv[0] (tools_command() said yes to it) with its
+ * options argv[1..argc-1], getopt_long() style.  Returns the
  * exit status: 0 done, 1 failed (one line on stderr says why), 2 usage error,
  * 130 a scan stopped by Ctrl-C (what it found is printed).
  */

@@ -1,9 +1,10 @@
 """Real peers for agrigw's integration tests and demo.
 
 A mosquitto broker on a free loopback port, the Modbus simulator (agrigw-sim)
-over TCP or over RTU through a socat pty pair, agrigw itself, and an MQTT
-subscriber.  Every wait polls for a condition up to a deadline; nothing
-checks durations.
+over TCP or over RTU through a socat pty pair, agrigw itself, an MQTT
+subscriber, an HTTPS platform (https_sink.py) and a throwaway CA made with
+openssl.  Every wait polls for a condition up to a deadline; nothing checks
+durations.
 """
 import json
 import os
@@ -102,17 +103,22 @@ class Broker:
 class Sim:
     """agrigw-sim serving one bus of a site config (TCP, or RTU on a pty)."""
 
-    def __init__(self, workdir, conf, bus, rtu_pty=None, extra=()):
+    def __init__(self, workdir, conf, bus, rtu_pty=None, extra=(), tcp_port=0):
         self.dir = workdir
         self.values_file = os.path.join(workdir, "values-%s.json" % bus)
         self.control = os.path.join(workdir, "sim-%s.sock" % bus)
         args = [os.path.join(BUILD, "agrigw-sim"), "-f", conf, "--bus", bus,
                 "--values", self.values_file, "--control", self.control, "--quiet"]
-        args += ["--rtu", rtu_pty] if rtu_pty else ["--tcp", "127.0.0.1:0"]
+        args += ["--rtu", rtu_pty] if rtu_pty else ["--tcp", "127.0.0.1:%d" % tcp_port]
         args += list(extra)
         self.log = open(os.path.join(workdir, "sim-%s.log" % bus), "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
-        line = self._readline(15)
+        for attempt in range(20):
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+            line = self._readline(15)
+            if line.startswith("READY") or not tcp_port:
+                break
+            self.proc.wait()
+            time.sleep(0.5)     # a fixed port may still be held by the one before
         m = re.match(r"READY (tcp|rtu) (\S+)", line or "")
         if not m:
             self.stop()
@@ -254,6 +260,102 @@ class Subscriber:
     def stop(self):
         self.c.loop_stop()
         self.c.disconnect()
+
+
+class HttpsSink:
+    """https_sink.py on a free loopback port: records every request, answers per mode."""
+
+    def __init__(self, workdir, certfile, keyfile, client_ca=None, name="sink", port=0):
+        self.dir = workdir
+        self.logpath = os.path.join(workdir, name + "-requests.jsonl")
+        self.control = os.path.join(workdir, name + ".sock")
+        args = ["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "https_sink.py"),
+                "--cert", certfile, "--key", keyfile, "--port", str(port),
+                "--log", self.logpath, "--control", self.control]
+        if client_ca:
+            args += ["--client-ca", client_ca]
+        self.errlog = open(os.path.join(workdir, name + ".log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog)
+        r, _, _ = select.select([self.proc.stdout], [], [], 15)
+        line = self.proc.stdout.readline().decode().strip() if r else ""
+        m = re.match(r"READY (\d+)$", line)
+        if not m:
+            self.stop()
+            raise RuntimeError("https sink did not start: %r" % line)
+        self.port = int(m.group(1))
+        self.url = "https://127.0.0.1:%d/ingest" % self.port
+
+    def cmd(self, line):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(self.control)
+            s.sendall((line + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        reply = data.decode().strip()
+        if reply.startswith("error"):
+            raise RuntimeError("sink %r: %s" % (line, reply))
+        return reply
+
+    def mode(self, mode):
+        return self.cmd("mode " + mode)
+
+    def stats(self):
+        return json.loads(self.cmd("stats"))
+
+    def requests(self):
+        """Every request so far, oldest first (dicts, see https_sink.py)."""
+        try:
+            with open(self.logpath) as f:
+                return [json.loads(l) for l in f if l.endswith("\n")]
+        except FileNotFoundError:
+            return []
+
+    def windows(self, answered="ok"):
+        """(key, window) for every window in requests answered with 'answered'."""
+        return [(r["key"], w) for r in self.requests() if r["answer"] == answered and r["body"]
+                for w in r["body"]["windows"]]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.errlog.close()
+
+
+def make_ca(d, name, cn_server=None):
+    key = os.path.join(d, name + "-ca.key")
+    crt = os.path.join(d, name + "-ca.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=agrigw test CA " + name, "-keyout", key, "-out", crt],
+                   check=True, capture_output=True)
+    return key, crt
+
+
+def make_server_cert(d, ca_key, ca_crt, name="server", cn="localhost",
+                     san="IP:127.0.0.1,DNS:localhost"):
+    """A certificate for 'san' signed by the CA; files NAME.key and NAME.crt in d."""
+    key = os.path.join(d, name + ".key")
+    csr = os.path.join(d, name + ".csr")
+    crt = os.path.join(d, name + ".crt")
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn,
+                    "-keyout", key, "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+                    "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt],
+                   check=True, capture_output=True)
+    return key, crt
 
 
 def write_conf(path, text, **subst):

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import (BUILD, REPO, Broker, Gateway, PtyPair, Sim, Subscriber, make_workdir,
-                     rmtree, wait_for, write_conf)
+from harness import (BUILD, REPO, Broker, Gateway, PtyPair, Sim, Subscriber, make_ca,
+                     make_server_cert, make_workdir, rmtree, wait_for, write_conf)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = open(os.path.join(HERE, "site.conf.in")).read()
@@ -19,14 +19,17 @@ class Site:
     """Broker, pty pair, one simulator per bus, the gateway and a subscriber."""
 
     def __init__(self, queue_max=5000, mqtt_extra="", broker_tls=None, sub_tls=None,
-                 client_id=None, start_gateway=True):
+                 client_id=None, start_gateway=True, store=False, store_extra="", interval=0.5):
         self.dir = make_workdir()
         self.broker = Broker(self.dir, tls=broker_tls).start()
         self.pty = PtyPair(self.dir)
         # the simulators need the config for the registers; ports come after
         self.conf = os.path.join(self.dir, "site.conf")
+        # without a store the gateway holds messages in memory only (issue of the core tests)
+        store_conf = ('dir = "%s"; commit_interval = 0.5; %s' % (os.path.join(self.dir, "state"), store_extra)
+                      if store else 'dir = "";')
         subst = dict(MQTT_PORT=self.broker.port, QUEUE_MAX=queue_max, MQTT_EXTRA=mqtt_extra,
-                     PTY=self.pty.a, TCP_PORT=1)
+                     PTY=self.pty.a, TCP_PORT=1, STORE=store_conf, INTERVAL=interval)
         write_conf(self.conf, TEMPLATE, **subst)
         self.tcp = Sim(self.dir, self.conf, "tcp0")
         self.rtu = Sim(self.dir, self.conf, "rtu0", rtu_pty=self.pty.b)
@@ -232,30 +235,6 @@ def test_outbox_full_drops_oldest_and_counts():
         assert s.close() == 0
 
 
-def make_ca(d, name, cn_server=None):
-    key = os.path.join(d, name + "-ca.key")
-    crt = os.path.join(d, name + "-ca.crt")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=agrigw test CA " + name, "-keyout", key, "-out", crt],
-                   check=True, capture_output=True)
-    return key, crt
-
-
-def make_server_cert(d, ca_key, ca_crt):
-    key = os.path.join(d, "server.key")
-    csr = os.path.join(d, "server.csr")
-    crt = os.path.join(d, "server.crt")
-    ext = os.path.join(d, "server.ext")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-                    "-keyout", key, "-out", csr], check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
-                    "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt],
-                   check=True, capture_output=True)
-    return key, crt
-
-
 @pytest.fixture
 def pki():
     """A throwaway CA and server certificate, and an unrelated CA."""
@@ -315,3 +294,18 @@ def test_bad_config_refuses_to_start(tmp_path):
     ok = subprocess.run([agrigw, "-n", "-f", os.path.join(REPO, "config", "demo.conf")],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.strip() == "configuration OK"
+
+
+def test_tcp_endpoint_restart_reconnects(site):
+    wait_for(lambda: len(site.sub.telemetry("air1")) >= 2, 20, what="telemetry")
+    port = site.tcp.port
+    site.tcp.stop()
+    wait_for(lambda: [b for t, b, r in site.sub.select("status", "air1") if b["online"] is False], 20,
+             what="air1 offline")
+    off = [b for t, b, r in site.sub.select("status", "air1") if b["online"] is False][-1]
+    assert off["error"].startswith("bus down") or off["error"] == "no response", off
+    n = len(site.sub.telemetry("air1"))
+    site.tcp = Sim(site.dir, site.conf, "tcp0", tcp_port=port)
+    wait_for(lambda: len(site.sub.telemetry("air1")) > n, 40, what="telemetry after reconnect")
+    wait_for(lambda: site.sub.select("status", "air1")[-1][1]["online"] is True, 20, what="air1 online")
+    assert "link back up" in site.gw.logtext() or "responding again" in site.gw.logtext()
