@@ -103,3 +103,136 @@ clean:
 	rm -rf $(B) agrigw
 
 -include $(wildcard $(B)/*.d)
+
+# --- Boards, install, service tests -------------------------------------------
+# boards/NAME.mk sets CROSS_COMPILE, PKG_CONFIG and CPU_FLAGS (-mcpu=...);
+# CPU_FLAGS go to every compile and link, beside the user's CFLAGS.
+ALL_CFLAGS += $(CPU_FLAGS)
+ALL_LDFLAGS += $(CPU_FLAGS)
+
+# `make install` honours DESTDIR, PREFIX, SBINDIR, SYSCONFDIR, UNITDIR,
+# SYSUSERSDIR and MANDIR.  The unit is generated here so that its ExecStart
+# names the installed binary.  An existing agrigw.conf is never overwritten;
+# the shipped profiles are (keep your own profiles in files of your own name).
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+CONF_DIR = $(SYSCONFDIR)/agrigw
+PROFILE_FILES = $(notdir $(wildcard config/profiles/*.conf))
+
+.PHONY: check-service check-system check-unit-arm64 deps-arm64
+install: $(B)/agrigw
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(CONF_DIR)/profiles
+	install -m 0755 $(B)/agrigw $(DESTDIR)$(SBINDIR)/agrigw
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		systemd/agrigw.service.in >$(DESTDIR)$(UNITDIR)/agrigw.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/agrigw.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/agrigw.service.tmp $(DESTDIR)$(UNITDIR)/agrigw.service
+	install -m 0644 systemd/agrigw.sysusers $(DESTDIR)$(SYSUSERSDIR)/agrigw.conf
+	install -m 0644 docs/man/agrigw.8 $(DESTDIR)$(MANDIR)/man8/agrigw.8
+	install -m 0644 docs/man/agrigw.conf.5 $(DESTDIR)$(MANDIR)/man5/agrigw.conf.5
+	install -m 0644 $(PROFILE_FILES:%=config/profiles/%) $(DESTDIR)$(CONF_DIR)/profiles/
+	@if [ -e $(DESTDIR)$(CONF_DIR)/agrigw.conf ]; then \
+		echo "install: keeping the existing $(DESTDIR)$(CONF_DIR)/agrigw.conf"; \
+	else \
+		echo "install -m 0644 config/agrigw.conf $(DESTDIR)$(CONF_DIR)/agrigw.conf"; \
+		install -m 0644 config/agrigw.conf $(DESTDIR)$(CONF_DIR)/agrigw.conf; \
+	fi
+	@# a real install (no DESTDIR): create the user now, tell systemd about the unit
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		echo "systemd-sysusers $(SYSUSERSDIR)/agrigw.conf"; systemd-sysusers $(SYSUSERSDIR)/agrigw.conf; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		echo "systemctl daemon-reload"; systemctl daemon-reload; fi
+
+# Removes what install put there, except agrigw.conf (and the user, the
+# state in /var/lib/agrigw and any file of yours in $(CONF_DIR)).
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/agrigw $(DESTDIR)$(UNITDIR)/agrigw.service \
+		$(DESTDIR)$(SYSUSERSDIR)/agrigw.conf $(DESTDIR)$(MANDIR)/man8/agrigw.8 \
+		$(DESTDIR)$(MANDIR)/man5/agrigw.conf.5
+	rm -f $(PROFILE_FILES:%=$(DESTDIR)$(CONF_DIR)/profiles/%)
+	rmdir $(DESTDIR)$(CONF_DIR)/profiles 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		echo "systemctl daemon-reload"; systemctl daemon-reload; fi
+
+# The unit (systemd-analyze verify and security), install/uninstall into a
+# temporary root, the man pages.
+check-service: $(B)/agrigw
+	$(Q)sh tests/service/run.sh $(B)
+
+# The installed unit under a real systemd and journald in a container
+# (systemd-nspawn, Debian 12 rootfs cached under AGRIGW_CACHE); root only.
+check-system: $(B)/agrigw $(B)/agrigw-sim
+	$(Q)sh tests/service/system-test.sh $(B)
+
+# The unit tests cross-built for the Raspberry Pi 4 and run under qemu-aarch64.
+ARM64_B ?= build-arm64
+deps-arm64:
+	$(Q)sh tests/service/deps-arm64.sh
+
+check-unit-arm64: deps-arm64
+	$(Q)$(MAKE) --no-print-directory BOARD=rpi4 B=$(ARM64_B) $(ARM64_B)/agrigw $(ARM64_B)/agrigw-sim \
+		$(UNIT_SRCS:tests/unit/%.c=$(ARM64_B)/%)
+	$(Q)sh tests/service/run-qemu.sh $(ARM64_B)
+
+# --- Fuzzing and checkers (hardening) -------------------------------------------
+# `make fuzz` builds tests/fuzz/fuzz_*.c with clang, libFuzzer, ASan and UBSan
+# into $(B)/fuzz/ and runs each target for FUZZ_SECONDS (default 60) on a
+# scratch copy of its seed corpus tests/fuzz/NAME/ (found inputs stay in
+# $(B)/fuzz/corpus-NAME/, crashes land in $(B)/fuzz/NAME-crash-*);
+# `make fuzz-smoke` runs each for 10 s; FUZZ_TARGETS=fuzz_conf picks some.
+# `make check-fuzz-corpus` replays every seed once with $(CC) and no libFuzzer
+# (tests/fuzz/replay.c; fast, so `make check` runs these as unit tests).
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES = $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_B = $(B)/fuzz
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(WARN) $(DEFS) $(PKG_CFLAGS) -O1 -g $(FUZZ_SAN) -pthread -MMD -MP \
+	-Isrc -Itests/fuzz -DAGRIGW_SRCDIR=\"$(CURDIR)\"
+REPLAY_BINS = $(FUZZ_NAMES:fuzz_%=$(B)/test_fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-smoke check-fuzz-corpus check-valgrind
+$(FUZZ_B)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_B)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_B)/fuzz_%: $(FUZZ_B)/obj/fuzz_%.o $(LIB_SRCS:src/%.c=$(FUZZ_B)/obj/%.o)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_B)/%)
+
+fuzz: fuzz-build
+	$(Q)sh tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	$(Q)sh tests/fuzz/run.sh $(FUZZ_B) 10 $(FUZZ_TARGETS)
+
+# The same targets with $(CC) and replay.c's main(), each run over its corpus.
+$(B)/replay/fuzz_%.o: tests/fuzz/fuzz_%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -Itests/fuzz -DAGRIGW_SRCDIR=\"$(CURDIR)\" -DFUZZ_REPLAY -c -o $@ $<
+
+$(B)/replay/replay_%.o: tests/fuzz/replay.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -Itests/fuzz -DFUZZ_CORPUS=\"$(CURDIR)/tests/fuzz/fuzz_$*\" -c -o $@ $<
+
+$(B)/test_fuzz_%: $(B)/replay/fuzz_%.o $(B)/replay/replay_%.o $(B)/libagrigw.a
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+check check-unit: $(REPLAY_BINS)
+
+# keep the objects (make would delete them as intermediate files)
+.PRECIOUS: $(FUZZ_B)/obj/%.o $(FUZZ_B)/obj/fuzz_%.o $(B)/replay/fuzz_%.o $(B)/replay/replay_%.o
+
+check-fuzz-corpus: $(REPLAY_BINS)
+	$(Q)rc=0; for t in $(REPLAY_BINS); do echo "== $$t"; $$t || rc=1; done; exit $$rc
+
+-include $(wildcard $(FUZZ_B)/obj/*.d $(B)/replay/*.d)

@@ -73,7 +73,8 @@ void agg_save(const struct agg *a, struct jbuf *out);
  * agg_new()).  Entries for devices or points no longer configured, and all
  * windows when the window length changed, are skipped; windows that have
  * closed since are closed by the next agg_close_due().  Returns the number
- * of windows restored, -EINVAL when 'json' is not such a document, or -ENOMEM.
+ * of windows restored, -EINVAL when 'json' is not such a document, or -ENOMEM
+ * (windows merged before an error stay).
  */
 int agg_restore(struct agg *a, const char *json);
 

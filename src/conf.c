@@ -13,9 +13,13 @@
  * and sorting by position in the main file gives the user the file's order.
  * libconfig 1.5 quirks met here: include paths are reported as written, so
  * they are joined to the include directory for messages; a name defined twice
- * in one group (two profiles called alike) is its syntax error; an integer
- * literal too big for 32 bits without an L suffix wraps silently in its
- * parser, where no check of ours can see it.
+ * in one group (two profiles called alike) is its syntax error; its messages
+ * name neither that setting nor an include file it cannot open, so both are
+ * read back from the reported line; an integer literal too big for 32 bits
+ * without an L suffix wraps silently in its parser, where no check of ours
+ * can see it; and a syntax error at a string token leaks that string inside
+ * libconfig (fixed upstream in 2019), which leak checkers report on that
+ * path only.
  */
 #include "conf.h"
 
@@ -605,6 +609,125 @@ static void check_mqtt(struct ctx *x, config_setting_t *root)
 	}
 }
 
+static void check_store(struct ctx *x, config_setting_t *root)
+{
+	static const char *const keys[] = { "dir", "max_bytes", "commit_interval", NULL };
+	struct ent e = { "store", "section 'store'" };
+	struct store_conf *st = &x->c->store;
+	config_setting_t *g = config_setting_get_member(root, "store");
+	config_setting_t *s;
+	long long v;
+
+	snprintf(st->dir, sizeof(st->dir), "/var/lib/agrigw");
+	st->max_bytes = 256LL << 20;
+	st->commit_interval_ms = 1000;
+	if (g && !aggregate(x, g, NULL, CONFIG_TYPE_GROUP))
+		return;
+	if (!g)
+		return;
+	st->line = config_setting_source_line(g);
+	check_keys(x, g, &e, keys, NULL, NULL, NULL);
+	/* "" runs without a store: readings are held in memory only */
+	str_key(x, g, &e, "dir", false, false, st->dir, sizeof(st->dir));
+	if (get_int(x, g, &e, "max_bytes", false, &v, &s)) {
+		if (v < (64LL << 10) || v > (1LL << 40))
+			err(x, s, e.who, "max_bytes must be 65536..1099511627776 (64 KiB..1 TiB), got %lld", v);
+		else
+			st->max_bytes = v;
+	}
+	time_key(x, g, &e, "commit_interval", false, 0, 60, &st->commit_interval_ms);
+}
+
+static void check_uplink(struct ctx *x, config_setting_t *root)
+{
+	static const char *const keys[] = {
+		"url", "window", "grace", "token_file", "ca_file", "cert_file", "key_file", "gzip",
+		"allow_insecure", "batch_max_items", "batch_max_bytes", "backoff_base", "backoff_max",
+		"connect_timeout", "timeout", "low_speed_limit", "low_speed_time", NULL
+	};
+	struct ent e = { "uplink", "section 'uplink'" };
+	struct uplink_conf *u = &x->c->uplink;
+	config_setting_t *g = config_setting_get_member(root, "uplink");
+	config_setting_t *s;
+
+	u->window_s = 300;
+	u->grace_ms = 10000;
+	u->gzip = true;
+	u->batch_max_items = 500;
+	u->batch_max_bytes = 512 << 10;
+	u->backoff_base_ms = 2000;
+	u->backoff_max_ms = 600000;
+	u->connect_timeout_ms = 15000;
+	u->timeout_ms = 60000;
+	u->low_speed_limit = 10;
+	u->low_speed_time_s = 30;
+	if (g && !aggregate(x, g, NULL, CONFIG_TYPE_GROUP))
+		return;
+	if (!g)
+		return;
+	u->line = config_setting_source_line(g);
+	check_keys(x, g, &e, keys, NULL, NULL, NULL);
+	bool_key(x, g, &e, "allow_insecure", &u->allow_insecure);
+	if (str_key(x, g, &e, "url", false, false, u->url, sizeof(u->url)) && u->url[0]) {
+		s = config_setting_get_member(g, "url");
+		if (strncasecmp(u->url, "https://", 8) == 0 && u->url[8])
+			;
+		else if (strncasecmp(u->url, "http://", 7) == 0 && u->url[7]) {
+			if (!u->allow_insecure)
+				err(x, s, e.who, "url '%s' is plain http: refused unless allow_insecure = true", u->url);
+		} else {
+			err(x, s, e.who, "url must start with https://, got '%s'", u->url);
+		}
+		if (strpbrk(u->url, " \t"))
+			err(x, s, e.who, "url must not contain spaces");
+	}
+	if (int_key(x, g, &e, "window", false, 10, 86400, " s", &u->window_s) && 86400 % u->window_s != 0)
+		err(x, config_setting_get_member(g, "window"), e.who,
+		    "window must divide a day (86400 s) so windows align, got %d", u->window_s);
+	time_key(x, g, &e, "grace", false, 0, 3600, &u->grace_ms);
+	str_key(x, g, &e, "token_file", false, false, u->token_file, sizeof(u->token_file));
+	str_key(x, g, &e, "ca_file", false, false, u->ca_file, sizeof(u->ca_file));
+	str_key(x, g, &e, "cert_file", false, false, u->cert_file, sizeof(u->cert_file));
+	str_key(x, g, &e, "key_file", false, false, u->key_file, sizeof(u->key_file));
+	if (u->cert_file[0] && !u->key_file[0])
+		err(x, config_setting_get_member(g, "cert_file"), e.who, "cert_file requires key_file");
+	if (u->key_file[0] && !u->cert_file[0])
+		err(x, config_setting_get_member(g, "key_file"), e.who, "key_file requires cert_file");
+	bool_key(x, g, &e, "gzip", &u->gzip);
+	int_key(x, g, &e, "batch_max_items", false, 1, 10000, NULL, &u->batch_max_items);
+	int_key(x, g, &e, "batch_max_bytes", false, 4096, 16 << 20, NULL, &u->batch_max_bytes);
+	{
+		bool b_ok = time_key(x, g, &e, "backoff_base", false, 0.1, 3600, &u->backoff_base_ms);
+		bool m_ok = time_key(x, g, &e, "backoff_max", false, 1, 86400, &u->backoff_max_ms);
+
+		if ((b_ok || m_ok) && u->backoff_base_ms > u->backoff_max_ms)
+			err(x, config_setting_get_member(g, m_ok ? "backoff_max" : "backoff_base"), e.who,
+			    "backoff_base %g s is greater than backoff_max %g s",
+			    u->backoff_base_ms / 1000.0, u->backoff_max_ms / 1000.0);
+	}
+	time_key(x, g, &e, "connect_timeout", false, 1, 300, &u->connect_timeout_ms);
+	time_key(x, g, &e, "timeout", false, 1, 3600, &u->timeout_ms);
+	int_key(x, g, &e, "low_speed_limit", false, 1, 1 << 20, " bytes/s", &u->low_speed_limit);
+	int_key(x, g, &e, "low_speed_time", false, 1, 3600, " s", &u->low_speed_time_s);
+}
+
+static void check_log(struct ctx *x, config_setting_t *root)
+{
+	static const char *const keys[] = { "summary_interval", NULL };
+	struct ent e = { "log", "section 'log'" };
+	struct log_conf *l = &x->c->log;
+	config_setting_t *g = config_setting_get_member(root, "log");
+
+	l->summary_interval_s = 600;
+	if (g && !aggregate(x, g, NULL, CONFIG_TYPE_GROUP))
+		return;
+	if (!g)
+		return;
+	l->line = config_setting_source_line(g);
+	check_keys(x, g, &e, keys, NULL, NULL, NULL);
+	int_key(x, g, &e, "summary_interval", false, 0, 86400, " s", &l->summary_interval_s);
+}
+
 static const int bauds[] = { 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600 };
 
 static void check_parity(struct ctx *x, config_setting_t *g, const struct ent *e, struct bus_conf *b)
@@ -950,8 +1073,10 @@ static void check_profile(struct ctx *x, config_setting_t *grp, int i)
 	x->prof_name[i] = name;
 	x->prof_set[i] = g;
 	ent_set(&e, "profile", name, i);
-	if (!aggregate(x, g, NULL, CONFIG_TYPE_GROUP))
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		err(x, g, e.who, "expected a group { ... }, got %s", type_desc(config_setting_type(g)));
 		return;
+	}
 	check_keys(x, g, &e, keys, NULL, NULL, NULL);
 	str_key(x, g, &e, "description", false, false, p->description, sizeof(p->description));
 	list = member(x, g, &e, "points", true);
@@ -1175,7 +1300,9 @@ static void check_devices(struct ctx *x, config_setting_t *root)
 
 static void check_root(struct ctx *x, config_setting_t *root)
 {
-	static const char *const sections[] = { "gateway", "mqtt", "buses", "devices", "profiles", NULL };
+	static const char *const sections[] = { "gateway", "mqtt", "store", "uplink", "log", "buses", "devices",
+						"profiles", NULL };
+	static const char *const optional[] = { "mqtt", "store", "uplink", "log", NULL };
 	int n = config_setting_length(root);
 
 	for (int i = 0; i < n; i++) {
@@ -1185,10 +1312,13 @@ static void check_root(struct ctx *x, config_setting_t *root)
 			err(x, s, NULL, "unknown section '%s'", config_setting_name(s));
 	}
 	for (int i = 0; sections[i]; i++)
-		if (strcmp(sections[i], "mqtt") != 0 && !config_setting_get_member(root, sections[i]))
+		if (!in_list(sections[i], optional) && !config_setting_get_member(root, sections[i]))
 			err(x, NULL, NULL, "missing required section '%s'", sections[i]);
 	check_gateway(x, root);
 	check_mqtt(x, root);
+	check_store(x, root);
+	check_uplink(x, root);
+	check_log(x, root);
 	check_buses(x, root);
 	check_profiles(x, root);
 	check_devices(x, root);
@@ -1220,6 +1350,12 @@ static void include_error(struct ctx *x, const char *file, int line, FILE *errs)
 		fclose(f);
 	if (!name[0]) {
 		fprintf(errs, "%s:%d: cannot open include file\n", file, line);
+		return;
+	}
+	if (name[0] == '/') {
+		/* libconfig 1.5 puts the include directory in front of any path */
+		fprintf(errs, "%s:%d: cannot open include file '%s': write it relative to the "
+			"directory of the main file\n", file, line, name);
 		return;
 	}
 	source_path(x, name, full, sizeof(full));
@@ -1269,6 +1405,68 @@ static void duplicate_error(const char *file, int line, FILE *errs)
 		fprintf(errs, "%s:%d: duplicate setting name '%s'\n", file, line, name);
 	else
 		fprintf(errs, "%s:%d: duplicate setting name\n", file, line);
+}
+
+/*
+ * libconfig 1.5 exits the process ("input in flex scanner failed") when an
+ * @include names a directory, or anything else it cannot read as a stream,
+ * and it cuts an include name at a NUL byte ("profiles/\0x" is the
+ * directory again).  Look for those before it parses: every
+ * '@include "name"' line of the file and of the files it includes, named
+ * as libconfig will open it (the include directory, '/', the name, even
+ * when the name is absolute), and refuse NUL bytes, which have no place in
+ * a text file.  Returns 1 after reporting a problem, 0, or -1 when the
+ * includes nest too deeply (libconfig reports that; stopping there keeps a
+ * file that includes itself many times from costing an exponential walk).
+ */
+static int check_includes(struct ctx *x, const char *file, int depth, FILE *errs)
+{
+	char *buf = NULL, full[CONF_PATH_MAX * 2];
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+	int ln = 0, bad = 0;
+
+	if (depth > 10)
+		return -1;
+	if (!(f = fopen(file, "r")))
+		return 0;   /* libconfig reports these */
+	while (!bad && (len = getline(&buf, &cap, f)) >= 0) {
+		char *p = buf + strspn(buf, " \t"), *q;
+		struct stat st;
+
+		ln++;
+		if (memchr(buf, '\0', (size_t) len)) {
+			if (errs)
+				fprintf(errs, "%s:%d: NUL byte: not a text file\n", file, ln);
+			bad = 1;
+			break;
+		}
+		if (strncmp(p, "@include", 8) != 0 || !(p = strchr(p + 8, '"')) || !(q = strchr(p + 1, '"')))
+			continue;
+		*q = '\0';
+		p++;
+		if (p[0] == '/')
+			snprintf(full, sizeof(full), "%s/%s", x->incdir, p);
+		else
+			source_path(x, p, full, sizeof(full));
+		if (stat(full, &st) < 0)
+			continue;   /* libconfig reports it */
+		if (S_ISREG(st.st_mode)) {
+			bad = check_includes(x, full, depth + 1, errs);
+			continue;
+		}
+		if (errs && p[0] == '/')
+			fprintf(errs, "%s:%d: cannot open include file '%s': write it relative to the "
+				"directory of the main file\n", file, ln, p);
+		else if (errs)
+			fprintf(errs, "%s:%d: cannot open include file '%s': %s\n", file, ln, full,
+				S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
+		bad = 1;
+	}
+	free(buf);
+	fclose(f);
+	return bad;
 }
 
 static void free_ctx(struct ctx *x)
@@ -1325,8 +1523,11 @@ int conf_load(const char *path, struct conf **ret_conf, FILE *errs)
 	else
 		snprintf(x.incdir, sizeof(x.incdir), "%.*s", (int) (slash - path), path);
 
+	if (check_includes(&x, path, 0, errs) > 0)
+		return 1;
 	config_init(&cfg);
 	config_set_include_dir(&cfg, x.incdir);
+	errno = 0;
 	if (!config_read_file(&cfg, path)) {
 		char file[CONF_PATH_MAX * 2];
 		const char *text = config_error_text(&cfg);
@@ -1498,6 +1699,32 @@ void conf_print(const struct conf *c, FILE *out)
 	print_secs(out, "\t", "reconnect_min", m->reconnect_min_ms);
 	print_secs(out, "\t", "reconnect_max", m->reconnect_max_ms);
 	fprintf(out, "\tstatus_interval = %d;\n};\n", m->status_interval_s);
+
+	fputs("store = {\n", out);
+	print_skey(out, "\t", "dir", c->store.dir);
+	fprintf(out, "\tmax_bytes = %lldL;\n", (long long) c->store.max_bytes);
+	print_secs(out, "\t", "commit_interval", c->store.commit_interval_ms);
+	fputs("};\nuplink = {\n", out);
+	{
+		const struct uplink_conf *u = &c->uplink;
+
+		print_skey(out, "\t", "url", u->url);
+		fprintf(out, "\twindow = %d;\n", u->window_s);
+		print_secs(out, "\t", "grace", u->grace_ms);
+		print_skey(out, "\t", "token_file", u->token_file);
+		print_skey(out, "\t", "ca_file", u->ca_file);
+		print_skey(out, "\t", "cert_file", u->cert_file);
+		print_skey(out, "\t", "key_file", u->key_file);
+		fprintf(out, "\tgzip = %s;\n\tallow_insecure = %s;\n", u->gzip ? "true" : "false",
+			u->allow_insecure ? "true" : "false");
+		fprintf(out, "\tbatch_max_items = %d;\n\tbatch_max_bytes = %d;\n", u->batch_max_items, u->batch_max_bytes);
+		print_secs(out, "\t", "backoff_base", u->backoff_base_ms);
+		print_secs(out, "\t", "backoff_max", u->backoff_max_ms);
+		print_secs(out, "\t", "connect_timeout", u->connect_timeout_ms);
+		print_secs(out, "\t", "timeout", u->timeout_ms);
+		fprintf(out, "\tlow_speed_limit = %d;\n\tlow_speed_time = %d;\n", u->low_speed_limit, u->low_speed_time_s);
+	}
+	fprintf(out, "};\nlog = {\n\tsummary_interval = %d;\n};\n", c->log.summary_interval_s);
 
 	fputs("buses = (\n", out);
 	for (size_t i = 0; i < c->nbuses; i++) {

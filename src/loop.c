@@ -29,6 +29,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "agg.h"
 #include "bus.h"
 #include "log.h"
 #include "loop.h"
@@ -37,9 +38,11 @@
 #include "queue.h"
 #include "spool.h"
 #include "store.h"
+#include "uplink.h"
 #include "util.h"
 
 #define QUEUE_CAPACITY 4096
+#define AGG_SAVE_MS 10000     /* open windows saved to the store this often (and at stop) */
 
 struct dev_health {
 	struct device_health h;
@@ -56,7 +59,10 @@ struct core {
 	struct mqtt *mqtt;
 	struct store *store;
 	struct spool *spool;
+	struct agg *agg;          /* only with an uplink */
+	struct uplink *up;
 	int64_t last_commit;
+	int64_t next_agg_save;
 	struct dev_health *dev;
 	uint64_t seq;
 	int64_t started_wall;
@@ -168,6 +174,17 @@ static void publish_gateway_status(struct core *k)
 		g.store_errors = ss.write_errors;
 		g.has_store = true;
 	}
+	if (k->up) {
+		struct uplink_stats us;
+
+		uplink_get_stats(k->up, &us);
+		g.has_uplink = true;
+		g.uplink_state = us.state;
+		g.windows_sent = us.windows_sent;
+		g.uplink_retries = us.retries;
+		g.dead_letters = us.dead_letters;
+		g.backlog = us.backlog;
+	}
 	payload_gateway_status(&k->body, &g);
 	(void) mqtt_publish_direct(k->mqtt, k->status_topic, k->body.s, k->body.len, true);
 }
@@ -227,6 +244,8 @@ static void handle_event(struct core *k, struct event *ev)
 		d->h.since_ms = ev->wall_ms;
 		publish_device_status(k, (size_t) ev->device);
 	}
+	if (k->agg)
+		(void) agg_add(k->agg, ev->device, ev, ev->wall_ms);
 	payload_telemetry(&k->body, &k->conf->profiles[k->conf->devices[ev->device].profile], ev, ev->wall_ms,
 			  k->seq + 1, false);
 	/* taken while the broker is away: it will arrive late, and says so */
@@ -256,6 +275,65 @@ static int64_t maybe_commit(struct core *k, int64_t now)
 	k->last_commit = now;
 	mqtt_pump(k->mqtt);
 	return INT32_MAX;
+}
+
+static void emit_window(void *arg, const char *key, const char *json)
+{
+	struct core *k = arg;
+
+	if (store_win_append(k->store, key, json) < 0)
+		log_err("window '%s' dropped: out of memory", key);
+}
+
+static void save_agg(struct core *k)
+{
+	struct jbuf j = { 0 };
+
+	agg_save(k->agg, &j);
+	if (!j.failed && j.s)
+		(void) store_state_set(k->store, "agg", j.s);
+	jbuf_done(&j);
+}
+
+/* Close the windows that are due, hand them to the store and the uplink.
+ * Returns ms until the next window closes (wall clock). */
+static int64_t aggregate(struct core *k, int64_t now)
+{
+	int64_t w = wall_ms(), due;
+
+	if (agg_close_due(k->agg, w, emit_window, k) > 0) {
+		save_agg(k);                /* closed windows and the state that no longer has them: one commit */
+		(void) store_commit(k->store);
+		k->last_commit = now;
+		k->next_agg_save = now + AGG_SAVE_MS;
+		uplink_kick(k->up);
+	} else if (now >= k->next_agg_save) {
+		save_agg(k);                /* committed with the next telemetry commit */
+		k->next_agg_save = now + AGG_SAVE_MS;
+	}
+	due = agg_next_due(k->agg);
+	return due == INT64_MAX ? INT32_MAX : due - w;
+}
+
+static int setup_uplink(struct core *k)
+{
+	char *saved;
+
+	if (!k->conf->uplink.url[0])
+		return 0;
+	if (!k->store) {
+		log_err("uplink: needs the store; aggregates are not sent");
+		return 0;
+	}
+	k->agg = agg_new(k->conf, k->started_wall);
+	if (!k->agg)
+		return -ENOMEM;
+	saved = store_state_get(k->store, "agg");
+	if (saved && agg_restore(k->agg, saved) < 0)
+		log_warn("store: saved aggregate state unreadable; windows open at the last stop start afresh");
+	free(saved);
+	k->up = uplink_new(k->conf, k->store);
+	return k->up ? 0 : -EINVAL;
 }
 
 static void drain(struct core *k)
@@ -302,6 +380,14 @@ static void reload(struct core *k)
 	buses_stop(k);
 	drain(k);
 	devices_free(k);
+	if (k->agg) {
+		save_agg(k);                /* restored below for the devices and points that remain */
+		(void) store_commit(k->store);
+	}
+	uplink_free(k->up);
+	agg_free(k->agg);
+	k->up = NULL;
+	k->agg = NULL;
 	/* keep the identity the broker knows (topics, client id) until restart */
 	strlcpy_(nc->site, k->conf->site, sizeof(nc->site));
 	strlcpy_(nc->id, k->conf->id, sizeof(nc->id));
@@ -309,8 +395,8 @@ static void reload(struct core *k)
 	mqtt_rebind(k->mqtt, nc);
 	conf_free(k->conf);
 	k->conf = nc;
-	if (devices_init(k) < 0 || buses_start(k) < 0) {
-		log_err("reload: out of resources starting the new configuration; exiting");
+	if (devices_init(k) < 0 || setup_uplink(k) < 0 || buses_start(k) < 0) {
+		log_err("reload: cannot start the new configuration; exiting");
 		kill(getpid(), SIGTERM);
 		return;
 	}
@@ -386,6 +472,8 @@ int loop_run(struct conf *c, const char *path)
 	k.mqtt = mqtt_new(c, k.spool, on_connect, &k);
 	if (!k.mqtt)
 		goto out;
+	if (setup_uplink(&k) < 0)
+		goto out;
 	if (buses_start(&k) < 0)
 		goto out;
 	/* first broker attempt before READY, so "ready" means "trying to deliver" */
@@ -399,11 +487,19 @@ int loop_run(struct conf *c, const char *path)
 	k.next_status = mono_ms() + (int64_t) k.conf->mqtt.status_interval_s * 1000;
 
 	while (running) {
-		struct pollfd pfd[3];
+		struct pollfd pfd[3 + UPLINK_MAX_FDS];
 		int64_t now = mono_ms(), timeout;
-		int n = 2;
+		int nup = 0;
 
 		timeout = mqtt_tick(k.mqtt, now);
+		if (k.agg) {
+			int64_t t = aggregate(&k, now);
+			if (t < timeout)
+				timeout = t;
+			t = uplink_tick(k.up, now);
+			if (t < timeout)
+				timeout = t;
+		}
 		if (now >= k.next_status) {
 			publish_gateway_status(&k);
 			/* refresh the devices' counters too (retained, so a dashboard sees them at once) */
@@ -431,10 +527,11 @@ int loop_run(struct conf *c, const char *path)
 
 		pfd[0] = (struct pollfd) { .fd = queue_fd(k.q), .events = POLLIN };
 		pfd[1] = (struct pollfd) { .fd = k.sfd, .events = POLLIN };
+		/* fd -1 when there is no broker socket: poll() skips it */
 		pfd[2] = (struct pollfd) { .fd = mqtt_fd(k.mqtt), .events = mqtt_events(k.mqtt) };
-		if (pfd[2].fd >= 0)
-			n = 3;
-		if (poll(pfd, (nfds_t) n, (int) timeout) < 0) {
+		if (k.up)
+			nup = uplink_pollfds(k.up, pfd + 3, UPLINK_MAX_FDS);
+		if (poll(pfd, (nfds_t) (3 + nup), (int) timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
@@ -459,8 +556,10 @@ int loop_run(struct conf *c, const char *path)
 			(void) maybe_commit(&k, mono_ms());
 			mqtt_pump(k.mqtt);
 		}
-		if (n == 3 && pfd[2].revents)
+		if (pfd[2].fd >= 0 && pfd[2].revents)
 			mqtt_io(k.mqtt, pfd[2].revents);
+		if (nup)
+			uplink_io(k.up, pfd + 3, nup);
 	}
 	status = 0;
 	sd_notify(0, "STOPPING=1");
@@ -469,6 +568,8 @@ out:
 	buses_stop(&k);
 	if (k.q && k.dev && k.spool)
 		drain(&k);
+	if (k.agg)
+		save_agg(&k);
 	if (k.store)
 		(void) store_commit(k.store);
 	if (k.mqtt) {
@@ -483,6 +584,8 @@ out:
 			log_warn("stopping with %zu messages not acknowledged by the broker", st.queued);
 	}
 	mqtt_free(k.mqtt);
+	uplink_free(k.up);
+	agg_free(k.agg);
 	spool_free(k.spool);
 	store_close(k.store);
 	devices_free(&k);

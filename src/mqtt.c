@@ -140,7 +140,7 @@ struct mqtt *mqtt_new(const struct conf *c, struct spool *sp, mqtt_connect_cb cb
 		goto fail;
 	}
 	if (m->mc->password_file[0]) {
-		int r = read_secret_file(m->mc->password_file, m->password, sizeof(m->password));
+		int r = read_secret("mqtt-password", m->mc->password_file, m->password, sizeof(m->password));
 		if (r < 0) {
 			log_err("mqtt: password file '%s': %s", m->mc->password_file,
 				r == -EFBIG ? "longer than 255 bytes" : strerror(-r));

@@ -128,6 +128,10 @@ void jbuf_number(struct jbuf *j, double v, int decimals)
 		if (v == 0.0)
 			v = 0.0;
 		jbuf_printf(j, "%.7g", v);
+	} else if (decimals == 0 && fabs(v) >= 9223372036854775808.0) {
+		/* as digits this whole number would not fit the 64-bit integers of
+		 * many JSON parsers (jansson refuses it); as 1.2e+19 it is a real */
+		jbuf_printf(j, "%.17g", v);
 	} else {
 		if (fabs(v) < 0.5 * pow(10.0, -decimals))
 			v = 0.0;
@@ -254,6 +258,13 @@ void payload_gateway_status(struct jbuf *j, const struct gateway_health *g)
 		jbuf_printf(j, ",\"stored\":%llu,\"store_dropped\":%llu,\"store_errors\":%llu",
 			    (unsigned long long) g->stored, (unsigned long long) g->store_dropped,
 			    (unsigned long long) g->store_errors);
+	if (g->has_uplink) {
+		jbuf_puts(j, ",\"uplink\":");
+		jbuf_string(j, g->uplink_state ? g->uplink_state : "");
+		jbuf_printf(j, ",\"windows_sent\":%llu,\"uplink_retries\":%llu,\"dead_letters\":%llu,\"backlog\":%llu",
+			    (unsigned long long) g->windows_sent, (unsigned long long) g->uplink_retries,
+			    (unsigned long long) g->dead_letters, (unsigned long long) g->backlog);
+	}
 	jbuf_puts(j, "}");
 }
 

@@ -53,6 +53,9 @@ struct gateway_health {
 	uint64_t published, queued, dropped, seq;
 	bool has_store;
 	uint64_t stored, store_dropped, store_errors;
+	bool has_uplink;
+	const char *uplink_state;
+	uint64_t windows_sent, uplink_retries, dead_letters, backlog;
 };
 void payload_gateway_status(struct jbuf *j, const struct gateway_health *g);
 

@@ -66,6 +66,7 @@ struct store {
 	size_t ndel, del_cap;
 	struct win_row *win;
 	size_t nwin, win_cap;
+	char *state_name, *state_text; /* buffered store_state_set() */
 	bool failing;                /* last commit failed */
 	bool full_reported;
 	struct store_stats st;
@@ -234,6 +235,8 @@ static void free_buffers(struct store *s)
 	free(s->tel);
 	free(s->del);
 	free(s->win);
+	free(s->state_name);
+	free(s->state_text);
 }
 
 void store_close(struct store *s)
@@ -245,6 +248,36 @@ void store_close(struct store *s)
 	sqlite3_close(s->db);
 	free_buffers(s);
 	free(s);
+}
+
+int store_state_set(struct store *s, const char *name, const char *text)
+{
+	char *n = strdup(name), *t = strdup(text);
+
+	if (!n || !t) {
+		free(n);
+		free(t);
+		return -ENOMEM;
+	}
+	free(s->state_name);
+	free(s->state_text);
+	s->state_name = n;
+	s->state_text = t;
+	return 0;
+}
+
+char *store_state_get(struct store *s, const char *name)
+{
+	sqlite3_stmt *st;
+	char *text = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT v FROM meta WHERE k = ?", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+		text = strdup((const char *) sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return text;
 }
 
 void store_set_salt(struct store *s, const char *salt)
@@ -460,7 +493,7 @@ int store_commit(struct store *s)
 	uint64_t ins = 0, del = 0, wins = 0;
 	int r;
 
-	if (!s->ntel && !s->ndel && !s->nwin && s->seq == s->seq_saved)
+	if (!store_dirty(s))
 		return 0;
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
@@ -494,6 +527,13 @@ int store_commit(struct store *s)
 	}
 	if (s->seq != s->seq_saved && exec_meta(s, "seq", (sqlite3_int64) s->seq) < 0)
 		goto rollback;
+	if (s->state_name) {
+		sqlite3_reset(s->set_meta);
+		sqlite3_bind_text(s->set_meta, 1, s->state_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->set_meta, 2, s->state_text, -1, SQLITE_STATIC);
+		if (sqlite3_step(s->set_meta) != SQLITE_DONE)
+			goto rollback;
+	}
 	s->st.tel_rows += ins;
 	s->st.tel_rows -= del < s->st.tel_rows ? del : s->st.tel_rows;
 	s->st.win_rows += wins;
@@ -512,6 +552,9 @@ int store_commit(struct store *s)
 	}
 	s->ntel = s->ndel = s->nwin = 0;
 	s->seq_saved = s->seq;
+	free(s->state_name);
+	free(s->state_text);
+	s->state_name = s->state_text = NULL;
 	s->st.commits++;
 	if (s->failing) {
 		log_notice("store: writing again");
@@ -732,7 +775,7 @@ fail:
 
 bool store_dirty(const struct store *s)
 {
-	return s->ntel || s->ndel || s->nwin || s->seq != s->seq_saved;
+	return s->ntel || s->ndel || s->nwin || s->seq != s->seq_saved || s->state_name;
 }
 
 bool store_healthy(const struct store *s)

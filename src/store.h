@@ -51,6 +51,11 @@ uint64_t store_last_seq(struct store *s);
 /* Remember the seq counter (committed with the next store_commit()). */
 void store_set_seq(struct store *s, uint64_t seq);
 
+/* Saved state (the open aggregate windows): written with the next commit;
+ * store_state_get() returns a malloc'd copy or NULL. */
+int store_state_set(struct store *s, const char *name, const char *text);
+char *store_state_get(struct store *s, const char *name);
+
 /* ---- telemetry ---- */
 
 /* Buffer a telemetry message for the next commit. */

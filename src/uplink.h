@@ -14,7 +14,6 @@
 #define AGRIGW_UPLINK_H
 
 #include <poll.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 

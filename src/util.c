@@ -7,6 +7,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -74,6 +77,31 @@ int read_secret_file(const char *path, char *buf, size_t size)
 	}
 	buf[len] = '\0';
 	return (int) len;
+}
+
+/*
+ * A credential is only looked for by name, never by a path the
+ * configuration could steer, and a name with '/' is refused.
+ */
+int read_secret(const char *credential_name, const char *fallback_path, char *buf, size_t size)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	if (credential_name && dir && dir[0]) {
+		char path[PATH_MAX];
+		int r;
+
+		if (!credential_name[0] || strchr(credential_name, '/'))
+			return -EINVAL;
+		if ((size_t) snprintf(path, sizeof(path), "%s/%s", dir, credential_name) >= sizeof(path))
+			return -ENAMETOOLONG;
+		r = read_secret_file(path, buf, size);
+		if (r != -ENOENT)
+			return r;
+	}
+	if (fallback_path && fallback_path[0])
+		return read_secret_file(fallback_path, buf, size);
+	return -ENOENT;
 }
 
 size_t strlcpy_(char *dst, const char *src, size_t size)

@@ -18,6 +18,14 @@ uint32_t rand32(void);
  */
 int read_secret_file(const char *path, char *buf, size_t size);
 
+/*
+ * Read a secret the same way from the systemd credential credential_name
+ * ($CREDENTIALS_DIRECTORY/credential_name, set by LoadCredential=) if there
+ * is one, else from fallback_path (NULL or "" for none).  Returns the length,
+ * or negative errno: -ENOENT when neither exists.
+ */
+int read_secret(const char *credential_name, const char *fallback_path, char *buf, size_t size);
+
 /* Copy with truncation; always NUL-terminates; returns strlen(src). */
 size_t strlcpy_(char *dst, const char *src, size_t size);
 

@@ -31,6 +31,7 @@ def main():
         text = text.replace("port = 15020;", "port = %d;" % pond.port)
         text = text.replace("port = 15021;", "port = %d;" % gh.port)
         text = re.sub(r"port = 1883;", "port = %d;" % broker.port, text)
+        text = text.replace('dir = "/var/lib/agrigw";', 'dir = "%s";' % os.path.join(d, "state"))
         with open(conf, "w") as f:
             f.write(text)
         print("demo: broker on 127.0.0.1:%d, simulated buses on ports %d and %d"
