@@ -4,7 +4,7 @@
 set -e
 PKGS="gcc make pkg-config libmodbus-dev libmosquitto-dev libcurl4-openssl-dev libconfig-dev
 libjansson-dev libsqlite3-dev zlib1g-dev libsystemd-dev mosquitto mosquitto-clients socat
-openssl python3 python3-pytest python3-paho-mqtt"
+openssl python3 python3-pytest python3-pytest-xdist python3-paho-mqtt"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

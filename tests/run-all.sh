@@ -48,10 +48,10 @@ for g in $groups; do
 		;;
 	integration)
 		echo "== integration (mosquitto, simulator, agrigw)"
-		AGRIGW_BUILD="$B" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration >"$log" 2>&1
+		AGRIGW_BUILD="$B" /usr/bin/python3 -m pytest -q -p no:cacheprovider -n "${TEST_JOBS:-4}" tests/integration >"$log" 2>&1
 		cat "$log" | tail -n 60
 		# pytest: "5 passed, 1 failed in 3.2s" or "6 passed in 3.2s"
-		res=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
+		res=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
 		p=$(echo "$res" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
 		f=$(echo "$res" | grep -oE '[0-9]+ (failed|error)' | awk '{s += $1} END {print s + 0}')
 		[ -z "$res" ] && { echo "  integration: no pytest summary"; f=1; }
