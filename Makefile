@@ -236,3 +236,23 @@ check-fuzz-corpus: $(REPLAY_BINS)
 	$(Q)rc=0; for t in $(REPLAY_BINS); do echo "== $$t"; $$t || rc=1; done; exit $$rc
 
 -include $(wildcard $(FUZZ_B)/obj/*.d $(B)/replay/*.d)
+
+# --- Benchmark (bench/) ---------------------------------------------------------
+# `make bench` runs bench/bench.py: workloads (a) and (b), the store, the
+# uplink backlog drain and the start-up time, minutes; the table goes to
+# stdout, bench/results-DATE.txt and bench/last.txt.  `make bench-smoke` runs
+# tiny workloads in a few seconds (the table goes to $(B)/bench-smoke.txt); it
+# fails only when the benchmark itself breaks, never on a missed target.
+.PHONY: bench-smoke
+BENCH_BINS = $(B)/agrigw $(B)/agrigw-sim $(B)/storebench
+
+$(B)/storebench: bench/storebench.c $(B)/libagrigw.a
+	@mkdir -p $(B)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ bench/storebench.c $(B)/libagrigw.a $(LIBS)
+
+bench: $(BENCH_BINS)
+	$(Q)AGRIGW_BUILD=$(B) /usr/bin/python3 bench/bench.py
+
+bench-smoke: $(BENCH_BINS)
+	$(Q)AGRIGW_BUILD=$(B) /usr/bin/python3 bench/bench.py --smoke

@@ -38,6 +38,7 @@
 #include "util.h"
 
 #define STATE_VERSION 1
+#define SAVED_TIME_MAX (INT64_MAX / 4)   /* ms, some 73 million years either side of 1970 */
 
 struct win {
 	int64_t start;
@@ -397,7 +398,22 @@ static struct slot *find_slot(struct agg *a, const char *device, const char *poi
 	return NULL;
 }
 
-/* A window saved by agg_save(), checked. */
+/* A number saved by put_double(): null stands for one JSON cannot hold. */
+static bool saved_double(const json_t *v, double *ret)
+{
+	if (json_is_null(v)) {
+		*ret = NAN;
+		return true;
+	}
+	*ret = json_number_value(v);
+	return json_is_number(v);
+}
+
+/*
+ * A window saved by agg_save(), checked.  Its times must lie far enough
+ * inside the int64 range that end, end + grace and end - from (closing,
+ * agg_next_due()) cannot overflow: a damaged file must not make them.
+ */
 static int parse_saved(json_t *v, struct win *ret)
 {
 	json_t *start = json_object_get(v, "start"), *from = json_object_get(v, "from");
@@ -407,6 +423,8 @@ static int parse_saved(json_t *v, struct win *ret)
 	if (!json_is_integer(start) || !json_is_integer(from) || !json_is_integer(count) || !json_is_integer(bad))
 		return -EINVAL;
 	w = (struct win) { .start = json_integer_value(start), .from = json_integer_value(from) };
+	if (w.start < -SAVED_TIME_MAX || w.start > SAVED_TIME_MAX || w.from < -SAVED_TIME_MAX || w.from > SAVED_TIME_MAX)
+		return -EINVAL;
 	if (json_integer_value(count) < 0 || json_integer_value(count) > UINT32_MAX ||
 	    json_integer_value(bad) < 0 || json_integer_value(bad) > UINT32_MAX)
 		return -EINVAL;
@@ -419,13 +437,9 @@ static int parse_saved(json_t *v, struct win *ret)
 		json_t *sum = json_object_get(v, "sum"), *last = json_object_get(v, "last");
 		json_t *first_ts = json_object_get(v, "first_ts"), *last_ts = json_object_get(v, "last_ts");
 
-		if (!json_is_number(min) || !json_is_number(max) || !json_is_number(sum) ||
-		    !json_is_number(last) || !json_is_integer(first_ts) || !json_is_integer(last_ts))
+		if (!saved_double(min, &w.min) || !saved_double(max, &w.max) || !saved_double(sum, &w.sum) ||
+		    !saved_double(last, &w.last) || !json_is_integer(first_ts) || !json_is_integer(last_ts))
 			return -EINVAL;
-		w.min = json_number_value(min);
-		w.max = json_number_value(max);
-		w.sum = json_number_value(sum);
-		w.last = json_number_value(last);
 		w.first_ts = json_integer_value(first_ts);
 		w.last_ts = json_integer_value(last_ts);
 	}

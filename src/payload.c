@@ -9,7 +9,15 @@
  *
  * Numbers are printed with the point's resolution (decimals, derived from
  * its scale) so 621 * 0.01 goes out as 6.21, not 6.2100000000000002.
+ * They are formatted here with integer arithmetic rather than by printf,
+ * whose exact multi-precision conversion was half of the daemon's
+ * instructions under load (bench/): the value is scaled by a power of ten,
+ * rounded to an integer and its digits written.  That equals what "%.*f"
+ * and "%.7g" print except when the scaled value lies within rounding error
+ * of a half, where the exact binary value decides; those few go to printf,
+ * so the output is byte for byte what printf gives.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -117,8 +125,102 @@ void jbuf_string(struct jbuf *j, const char *s)
 	put(j, "\"", 1);
 }
 
+/* Powers of ten up to 10^22 are exact doubles. */
+static const double pow10_exact[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+};
+
+/*
+ * Round |x| (the value scaled by 10^d) to the nearest integer, as printf
+ * rounds the exact value.  The scaling was one multiplication, so x is off
+ * the exact product by at most half an ulp; when x lies that close (with a
+ * wide margin) to a half, or is too big for exact integer arithmetic, the
+ * answer is false and printf decides.
+ */
+static bool round_scaled(double x, uint64_t *ret)
+{
+	double a = fabs(x), f;
+
+	if (!(a < 1e15))
+		return false;
+	f = a - floor(a);                      /* exact below 2^52 */
+	if (fabs(f - 0.5) <= 1e-9 + a * 1e-15)
+		return false;
+	*ret = (uint64_t) floor(a + 0.5);      /* exact: a + 0.5 is representable below 2^52 */
+	return true;
+}
+
+/* n with a decimal point 'd' digits from the right ("0.05" for 5, 2), ending
+ * at 'end'; returns where it starts (at most 24 bytes before 'end'). */
+static char *fmt_fixed(char *end, bool neg, uint64_t n, int d)
+{
+	char *p = end;
+	int k = 0;
+
+	do {
+		*--p = (char) ('0' + n % 10);
+		n /= 10;
+		if (++k == d)
+			*--p = '.';
+	} while (n || k < d);
+	if (k == d)
+		*--p = '0';                    /* "0.xx" */
+	if (neg)
+		*--p = '-';
+	return p;
+}
+
+/* "%.*f" for 0 <= decimals <= 15 (with jbuf_number's -0 rule); false: use printf. */
+static bool fixed_fast(struct jbuf *j, double v, int decimals)
+{
+	char buf[40], *p;
+	uint64_t n;
+
+	if (decimals > 15 || !round_scaled(v * pow10_exact[decimals], &n))
+		return false;
+	/* what rounds to zero prints as zero, without a sign */
+	p = fmt_fixed(buf + sizeof(buf), v < 0 && n != 0, n, decimals);
+	put(j, p, (size_t) (buf + sizeof(buf) - p));
+	return true;
+}
+
+/* "%.7g" for values whose decimal exponent is -4..6 (printf's fixed-point
+ * range for 7 significant digits); false: use printf. */
+static bool g7_fast(struct jbuf *j, double v)
+{
+	double a = fabs(v), a4 = a * 1e4;
+	char buf[40], *p, *end = buf + sizeof(buf);
+	uint64_t n;
+	int e, d;
+
+	if (v == 0.0) {
+		put(j, "0", 1);
+		return true;
+	}
+	if (!(a >= 1e-4 && a < 1e7))
+		return false;
+	/* the exponent estimated from a, checked below on the rounded digits */
+	for (e = 6; e > -4 && a4 < pow10_exact[e + 4]; e--)
+		;
+	d = 6 - e;
+	if (!round_scaled(a * pow10_exact[d], &n) || n < 1000000 || n >= 10000000)
+		return false;              /* estimate off by one at a power of ten: printf decides */
+	p = fmt_fixed(end, v < 0, n, d);
+	/* %g drops trailing zeros of the fraction, and then a bare point */
+	if (d > 0) {
+		while (end[-1] == '0')
+			end--;
+		if (end[-1] == '.')
+			end--;
+	}
+	put(j, p, (size_t) (end - p));
+	return true;
+}
+
 void jbuf_number(struct jbuf *j, double v, int decimals)
 {
+	if (isfinite(v) && (decimals < 0 ? g7_fast(j, v) : fixed_fast(j, v, decimals)))
+		return;
 	if (!isfinite(v)) {
 		jbuf_puts(j, "null");    /* never reached for good values: decode flags them */
 		return;

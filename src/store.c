@@ -399,11 +399,14 @@ int store_tel_load(struct store *s, uint64_t after, size_t max, store_tel_fn fn,
 	sqlite3_bind_int64(st, 2, (sqlite3_int64) (max + s->ndel));
 	while ((r = sqlite3_step(st)) == SQLITE_ROW && (size_t) n < max) {
 		uint64_t seq = (uint64_t) sqlite3_column_int64(st, 0);
+		const char *topic = (const char *) sqlite3_column_text(st, 1);
+		const char *payload = (const char *) sqlite3_column_blob(st, 2);
 
-		if (pending_delete(s, seq))
+		/* a row without a topic (a file written by something else) cannot
+		 * be published: skip it; an empty payload comes back as NULL */
+		if (pending_delete(s, seq) || !topic)
 			continue;
-		fn(arg, seq, (const char *) sqlite3_column_text(st, 1), (const char *) sqlite3_column_blob(st, 2),
-		   (size_t) sqlite3_column_bytes(st, 2));
+		fn(arg, seq, topic, payload ? payload : "", (size_t) sqlite3_column_bytes(st, 2));
 		n++;
 	}
 	sqlite3_finalize(st);
@@ -585,9 +588,12 @@ static int load_batch(struct store *s, uint64_t id, struct store_batch *b)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64) id);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *body = sqlite3_column_text(st, 0);
 		size_t n = (size_t) sqlite3_column_bytes(st, 0);
 		size_t need = b->items_len + n + 2;
 
+		if (!body || n == 0)
+			continue;   /* nothing to send (NULL in a file written by something else) */
 		if (need > cap) {
 			char *q;
 			cap = need * 2;
@@ -600,7 +606,7 @@ static int load_batch(struct store *s, uint64_t id, struct store_batch *b)
 		}
 		if (b->n)
 			b->items[b->items_len++] = ',';
-		memcpy(b->items + b->items_len, sqlite3_column_text(st, 0), n);
+		memcpy(b->items + b->items_len, body, n);
 		b->items_len += n;
 		b->items[b->items_len] = '\0';
 		b->n++;
@@ -623,8 +629,10 @@ int store_batch_next(struct store *s, size_t max_items, size_t max_bytes, struct
 	if (sqlite3_prepare_v2(s->db, "SELECT id, key FROM batch ORDER BY id LIMIT 1", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	if (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *k = sqlite3_column_text(st, 1);
+
 		id = (uint64_t) sqlite3_column_int64(st, 0);
-		strlcpy_(ret->key, (const char *) sqlite3_column_text(st, 1), sizeof(ret->key));
+		strlcpy_(ret->key, k ? (const char *) k : "", sizeof(ret->key));
 	}
 	sqlite3_finalize(st);
 	if (!id) {
@@ -650,7 +658,7 @@ int store_batch_next(struct store *s, size_t max_items, size_t max_bytes, struct
 			last = (uint64_t) sqlite3_column_int64(st, 0);
 			bytes += len + 1;
 			n++;
-			for (const unsigned char *p = k; *p; p++) {
+			for (const unsigned char *p = k; p && *p; p++) {
 				h1 = (h1 ^ *p) * 0x100000001b3ULL;
 				h2 = (h2 ^ *p) * 0x100000001b3ULL;
 			}
@@ -687,8 +695,12 @@ int store_batch_next(struct store *s, size_t max_items, size_t max_bytes, struct
 		return r;
 	}
 	if (ret->n == 0) {
-		/* its windows were dropped by the size cap: forget the empty batch */
-		(void) store_batch_delete(s, id);
+		/* its windows were dropped by the size cap: forget the empty batch
+		 * (when that fails, as on a full disk, trying again would recurse
+		 * on the same batch for ever) */
+		r = store_batch_delete(s, id);
+		if (r < 0)
+			return r;
 		return store_batch_next(s, max_items, max_bytes, ret);
 	}
 	return 1;

@@ -86,6 +86,9 @@ check "telemetry of pond1-do reaches the broker (password from the credential)" 
 	"mosquitto_sub -h 127.0.0.1 -u reader -P \"\$(cat /root/reader.pass)\" -t agrigw/systest/gw01/pond1-do/telemetry \
 		-C 1 -W 20 | grep '\"values\"'"
 
+check "StateDirectory: /var/lib/agrigw is agrigw's, mode 750, and holds the store (mode 600, UMask=0077)" sh -c \
+	'[ "$(stat -c "%U %a" /var/lib/agrigw)" = "agrigw 750" ] && [ "$(stat -c "%U %a" /var/lib/agrigw/agrigw.db)" = "agrigw 600" ]'
+
 echo "== devices (DevicePolicy=closed, DeviceAllow=char-ttyS ...)"
 check "outside the unit, opening the non-serial node fails only for want of a driver" sh -c \
 	'! (exec 3<>/dev/agrigw-not-serial) 2>&1 | grep -q "Operation not permitted"'
@@ -153,6 +156,18 @@ check "the start-up file:line errors are in the journal at priority err" \
 systemctl stop agrigw
 systemctl reset-failed agrigw 2>/dev/null
 cp /root/agrigw.conf.good "$CONF"
+
+echo "== a LoadCredential= file that is missing"
+# why the installed unit ships its LoadCredential= lines commented out
+printf '[Service]\nLoadCredential=platform-token:/etc/agrigw/no-such-file\n' \
+	>/etc/systemd/system/agrigw.service.d/20-missing.conf
+systemctl daemon-reload
+check "systemd 252 refuses to start the unit" sh -c '! systemctl start agrigw'
+check "... and says why (status 243/CREDENTIALS)" found -g "Failed to set up credentials"
+rm /etc/systemd/system/agrigw.service.d/20-missing.conf
+systemctl daemon-reload
+systemctl stop agrigw
+systemctl reset-failed agrigw 2>/dev/null
 
 echo "== stop"
 check "systemctl start agrigw (good file)" systemctl start agrigw
