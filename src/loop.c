@@ -67,6 +67,8 @@ struct core {
 	uint64_t seq;
 	int64_t started_wall;
 	int64_t next_status;
+	int64_t next_summary;
+	bool backlog;             /* telemetry was waiting for the broker */
 	int64_t next_watchdog;
 	uint64_t watchdog_us;
 	char *status_topic;
@@ -404,6 +406,53 @@ static void reload(struct core *k)
 	log_notice("reload: %zu buses, %zu devices running", k->conf->nbuses, k->conf->ndevices);
 }
 
+/* The periodic summary line: what an operator wants from the counters. */
+static void log_summary(struct core *k)
+{
+	struct mqtt_stats st;
+	unsigned total, on = devices_online(k, &total);
+	char store[96] = "", up[128] = "";
+
+	mqtt_get_stats(k->mqtt, &st);
+	if (k->store) {
+		struct store_stats ss;
+
+		store_get_stats(k->store, &ss);
+		snprintf(store, sizeof(store), ", %llu stored, %llu dropped by the store cap",
+			 (unsigned long long) ss.tel_rows, (unsigned long long) ss.dropped);
+	}
+	if (k->up) {
+		struct uplink_stats us;
+
+		uplink_get_stats(k->up, &us);
+		snprintf(up, sizeof(up), "; platform %s: %llu windows sent, %llu waiting, %llu dead letters",
+			 us.state, (unsigned long long) us.windows_sent, (unsigned long long) us.backlog,
+			 (unsigned long long) us.dead_letters);
+	}
+	log_info("summary: %u/%u devices answering; broker %s: %llu published, %zu held%s, %llu dropped%s",
+		 on, total, st.connected ? "connected" : "away", (unsigned long long) st.acked, st.queued, store,
+		 (unsigned long long) (st.dropped + queue_dropped(k->q)), up);
+}
+
+/* Say when held telemetry starts to pile up and when it has all gone out. */
+static void watch_backlog(struct core *k)
+{
+	struct mqtt_stats st;
+	uint64_t waiting;
+
+	mqtt_get_stats(k->mqtt, &st);
+	waiting = st.queued;
+	if (k->store && store_tel_rows(k->store) > waiting)
+		waiting = store_tel_rows(k->store);
+	if (!k->backlog && !st.connected && waiting > 0) {
+		log_notice("telemetry backlog growing while the broker is away (%llu waiting)", (unsigned long long) waiting);
+		k->backlog = true;
+	} else if (k->backlog && st.connected && waiting == 0) {
+		log_notice("telemetry backlog drained");
+		k->backlog = false;
+	}
+}
+
 static void notify_status(struct core *k)
 {
 	struct mqtt_stats st;
@@ -485,6 +534,8 @@ int loop_run(struct conf *c, const char *path)
 	if (sd_watchdog_enabled(0, &k.watchdog_us) <= 0)
 		k.watchdog_us = 0;
 	k.next_status = mono_ms() + (int64_t) k.conf->mqtt.status_interval_s * 1000;
+	k.next_summary = k.conf->log.summary_interval_s ? mono_ms() + (int64_t) k.conf->log.summary_interval_s * 1000
+							: INT64_MAX;
 
 	while (running) {
 		struct pollfd pfd[3 + UPLINK_MAX_FDS];
@@ -513,8 +564,15 @@ int loop_run(struct conf *c, const char *path)
 			sd_notify(0, "WATCHDOG=1");
 			k.next_watchdog = now + (int64_t) (k.watchdog_us / 2000);
 		}
+		if (now >= k.next_summary) {
+			log_summary(&k);
+			k.next_summary = k.conf->log.summary_interval_s ? now + (int64_t) k.conf->log.summary_interval_s * 1000
+								: INT64_MAX;
+		}
 		if (k.next_status - now < timeout)
 			timeout = k.next_status - now;
+		if (k.next_summary - now < timeout)
+			timeout = k.next_summary - now;
 		{
 			int64_t t = maybe_commit(&k, now);
 			if (t < timeout)
@@ -558,6 +616,7 @@ int loop_run(struct conf *c, const char *path)
 		}
 		if (pfd[2].fd >= 0 && pfd[2].revents)
 			mqtt_io(k.mqtt, pfd[2].revents);
+		watch_backlog(&k);
 		if (nup)
 			uplink_io(k.up, pfd + 3, nup);
 	}

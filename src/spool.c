@@ -49,6 +49,7 @@ struct spool {
 	bool disk_pending;        /* rows older than mem_first may be on disk */
 	struct entry **disk;      /* read-ahead from the store */
 	size_t ndisk, disk_pos;
+	size_t held;              /* ring entries not yet acknowledged */
 	uint64_t dropped;
 	bool drop_reported;
 	struct spool_msg out;
@@ -159,6 +160,8 @@ int spool_add(struct spool *sp, uint64_t seq, const char *topic, const char *pay
 			if (sp->next_seq <= old->seq)
 				sp->next_seq = old->seq + 1;
 		}
+		if (old->state != SP_ACKED)
+			sp->held--;
 		pop_head(sp);
 	}
 	e = entry_new(seq, topic, payload, len, historical);
@@ -166,6 +169,7 @@ int spool_add(struct spool *sp, uint64_t seq, const char *topic, const char *pay
 		return -ENOMEM;
 	sp->ring[(sp->head + sp->len) % sp->max] = e;
 	sp->len++;
+	sp->held++;
 	return 0;
 }
 
@@ -251,8 +255,14 @@ void spool_ack(struct spool *sp, uint64_t seq)
 {
 	if (sp->store)
 		store_tel_ack(sp->store, seq);
-	if (seq >= sp->mem_first && seq - sp->mem_first < sp->len)
-		at(sp, (size_t) (seq - sp->mem_first))->state = SP_ACKED;
+	if (seq >= sp->mem_first && seq - sp->mem_first < sp->len) {
+		struct entry *e = at(sp, (size_t) (seq - sp->mem_first));
+
+		if (e->state != SP_ACKED) {
+			e->state = SP_ACKED;
+			sp->held--;
+		}
+	}
 	while (sp->len && at(sp, 0)->state == SP_ACKED)
 		pop_head(sp);
 	if (sp->len == 0) {
@@ -278,11 +288,7 @@ void spool_rewind(struct spool *sp)
 
 size_t spool_held(const struct spool *sp)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < sp->len; i++)
-		n += at(sp, i)->state != SP_ACKED;
-	return n;
+	return sp->held;
 }
 
 uint64_t spool_dropped(const struct spool *sp)

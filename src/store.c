@@ -795,6 +795,11 @@ bool store_healthy(const struct store *s)
 	return !s->failing;
 }
 
+uint64_t store_tel_rows(const struct store *s)
+{
+	return s->st.tel_rows;
+}
+
 void store_get_stats(struct store *s, struct store_stats *ret)
 {
 	*ret = s->st;
