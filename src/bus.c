@@ -238,7 +238,6 @@ static void push_bus_state(struct bus *b, int up)
 	if (ev) {
 		ev->online = up;
 		ev->mono_ms = mono_ms();
-		ev->wall_ms = wall_ms();
 		strlcpy_(ev->error, up ? "" : b->link_error, sizeof(ev->error));
 	}
 	push(b, ev);
@@ -440,7 +439,6 @@ static void run_device(struct bus *b, struct dev_state *d, int64_t now)
 		err = 0;
 	ev->device = d->index;
 	ev->mono_ms = mono_ms();
-	ev->wall_ms = wall_ms();
 
 	/* garbage on the wire: say so once, then only count, until a clean poll */
 	if (d->bad_frames > frames_before && !d->frame_trouble) {
@@ -464,7 +462,6 @@ static void run_device(struct bus *b, struct dev_state *d, int64_t now)
 				st->online = 1;
 				st->failures = d->fails;
 				st->mono_ms = ev->mono_ms;
-				st->wall_ms = ev->wall_ms;
 				fill_counters(d, st);
 			}
 			push(b, st);
@@ -497,7 +494,6 @@ static void run_device(struct bus *b, struct dev_state *d, int64_t now)
 			st->online = 0;
 			st->failures = d->fails;
 			st->mono_ms = mono_ms();
-			st->wall_ms = wall_ms();
 			strlcpy_(st->error, why, sizeof(st->error));
 			fill_counters(d, st);
 		}
@@ -628,7 +624,6 @@ int bus_poll_device_once(const struct conf *c, int device, struct event **ret_ev
 	ev->device = device;
 	ev->bus = dc->bus;
 	ev->mono_ms = mono_ms();
-	ev->wall_ms = wall_ms();
 	fill_counters(d, ev);
 	*ret_ev = ev;
 	ev = NULL;

@@ -728,6 +728,19 @@ static void check_log(struct ctx *x, config_setting_t *root)
 	int_key(x, g, &e, "summary_interval", false, 0, 86400, " s", &l->summary_interval_s);
 }
 
+static void check_clock(struct ctx *x, config_setting_t *root)
+{
+	static const char *const keys[] = { "trust_system", NULL };
+	struct ent e = { "clock", "section 'clock'" };
+	config_setting_t *g = config_setting_get_member(root, "clock");
+
+	if (!g || !aggregate(x, g, NULL, CONFIG_TYPE_GROUP))
+		return;
+	x->c->clock.line = config_setting_source_line(g);
+	check_keys(x, g, &e, keys, NULL, NULL, NULL);
+	bool_key(x, g, &e, "trust_system", &x->c->clock.trust_system);
+}
+
 static const int bauds[] = { 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600 };
 
 static void check_parity(struct ctx *x, config_setting_t *g, const struct ent *e, struct bus_conf *b)
@@ -1300,9 +1313,9 @@ static void check_devices(struct ctx *x, config_setting_t *root)
 
 static void check_root(struct ctx *x, config_setting_t *root)
 {
-	static const char *const sections[] = { "gateway", "mqtt", "store", "uplink", "log", "buses", "devices",
-						"profiles", NULL };
-	static const char *const optional[] = { "mqtt", "store", "uplink", "log", NULL };
+	static const char *const sections[] = { "gateway", "mqtt", "store", "uplink", "log", "clock", "buses",
+						"devices", "profiles", NULL };
+	static const char *const optional[] = { "mqtt", "store", "uplink", "log", "clock", NULL };
 	int n = config_setting_length(root);
 
 	for (int i = 0; i < n; i++) {
@@ -1319,6 +1332,7 @@ static void check_root(struct ctx *x, config_setting_t *root)
 	check_store(x, root);
 	check_uplink(x, root);
 	check_log(x, root);
+	check_clock(x, root);
 	check_buses(x, root);
 	check_profiles(x, root);
 	check_devices(x, root);
@@ -1725,6 +1739,7 @@ void conf_print(const struct conf *c, FILE *out)
 		fprintf(out, "\tlow_speed_limit = %d;\n\tlow_speed_time = %d;\n", u->low_speed_limit, u->low_speed_time_s);
 	}
 	fprintf(out, "};\nlog = {\n\tsummary_interval = %d;\n};\n", c->log.summary_interval_s);
+	fprintf(out, "clock = {\n\ttrust_system = %s;\n};\n", c->clock.trust_system ? "true" : "false");
 
 	fputs("buses = (\n", out);
 	for (size_t i = 0; i < c->nbuses; i++) {

@@ -138,6 +138,11 @@ struct uplink_conf {
 	int line;
 };
 
+struct clock_conf {
+	bool trust_system;             /* the system clock is right without NTP saying so (RTC, GPS); default false */
+	int line;
+};
+
 struct log_conf {
 	int summary_interval_s;        /* summary line with the counters, default 600; 0 = never */
 	int line;
@@ -151,6 +156,7 @@ struct conf {
 	struct store_conf store;
 	struct uplink_conf uplink;
 	struct log_conf log;
+	struct clock_conf clock;
 	struct bus_conf *buses;        /* owned */
 	size_t nbuses;
 	struct device_conf *devices;   /* owned */

@@ -40,9 +40,12 @@
 #include "store.h"
 #include "uplink.h"
 #include "util.h"
+#include "wallclock.h"
 
 #define QUEUE_CAPACITY 4096
 #define AGG_SAVE_MS 10000     /* open windows saved to the store this often (and at stop) */
+#define DRAIN_MAX_MS 1000     /* queued events wait at most this long (see drain_due()) */
+#define CLOCK_CHECK_MS 1000   /* the clock's synchronisation state sampled this often */
 
 struct dev_health {
 	struct device_health h;
@@ -59,9 +62,14 @@ struct core {
 	struct mqtt *mqtt;
 	struct store *store;
 	struct spool *spool;
-	struct agg *agg;          /* only with an uplink */
+	struct agg *agg;          /* only with an uplink, and once the clock is trusted */
+	struct wallclock clock;
+	int64_t start_mono;
+	int64_t next_clock_check;
 	struct uplink *up;
 	int64_t last_commit;
+	int64_t last_drain;
+	bool events_waiting;      /* the queue woke us and its events wait for drain_due() */
 	int64_t next_agg_save;
 	struct dev_health *dev;
 	uint64_t seq;
@@ -227,15 +235,18 @@ static void copy_counters(struct device_health *h, const struct event *ev)
 static void handle_event(struct core *k, struct event *ev)
 {
 	struct dev_health *d;
+	int64_t ts;
+	int r;
 
 	if (ev->device < 0 || (size_t) ev->device >= k->conf->ndevices)
 		return;        /* bus events: the worker logged them; devices carry the state */
 	d = &k->dev[ev->device];
 	copy_counters(&d->h, ev);
+	ts = wallclock_at(&k->clock, ev->mono_ms);
 	if (ev->kind == EV_DEVICE_STATE) {
 		d->h.known = true;
 		d->h.online = ev->online;
-		d->h.since_ms = ev->wall_ms;
+		d->h.since_ms = ts;
 		strlcpy_(d->error, ev->online ? "" : ev->error, sizeof(d->error));
 		publish_device_status(k, (size_t) ev->device);
 		return;
@@ -243,16 +254,23 @@ static void handle_event(struct core *k, struct event *ev)
 	if (!d->h.known) {
 		d->h.known = true;
 		d->h.online = true;
-		d->h.since_ms = ev->wall_ms;
+		d->h.since_ms = ts;
 		publish_device_status(k, (size_t) ev->device);
 	}
-	if (k->agg)
-		(void) agg_add(k->agg, ev->device, ev, ev->wall_ms);
-	payload_telemetry(&k->body, &k->conf->profiles[k->conf->devices[ev->device].profile], ev, ev->wall_ms,
-			  k->seq + 1, false);
-	/* taken while the broker is away: it will arrive late, and says so */
-	if (k->body.failed || spool_add(k->spool, k->seq + 1, d->topic_telemetry, k->body.s, k->body.len,
-					mqtt_away(k->mqtt)) < 0) {
+	payload_telemetry(&k->body, &k->conf->profiles[k->conf->devices[ev->device].profile], ev, ts, k->seq + 1,
+			  false);
+	if (k->body.failed)
+		r = -ENOMEM;
+	else if (!k->clock.trusted)
+		/* its time is known only relative to this boot: held until the clock is right */
+		r = spool_add_held(k->spool, k->seq + 1, d->topic_telemetry, k->body.s, k->body.len, k->clock.boot_id,
+				   ev->mono_ms);
+	else
+		/* taken while the broker is away: it will arrive late, and says so */
+		r = spool_add(k->spool, k->seq + 1, d->topic_telemetry, k->body.s, k->body.len, mqtt_away(k->mqtt));
+	if (r == 0 && k->agg)
+		(void) agg_add(k->agg, ev->device, ev, ts);
+	if (r < 0) {
 		log_err("device '%s': telemetry dropped: out of memory", k->conf->devices[ev->device].name);
 		return;
 	}
@@ -299,10 +317,15 @@ static void save_agg(struct core *k)
 
 /* Close the windows that are due, hand them to the store and the uplink.
  * Returns ms until the next window closes (wall clock). */
+static void drain(struct core *k);
+
 static int64_t aggregate(struct core *k, int64_t now)
 {
 	int64_t w = wall_ms(), due;
 
+	/* readings still in the queue belong in the windows about to close */
+	if (k->events_waiting && agg_next_due(k->agg) <= w)
+		drain(k);
 	if (agg_close_due(k->agg, w, emit_window, k) > 0) {
 		save_agg(k);                /* closed windows and the state that no longer has them: one commit */
 		(void) store_commit(k->store);
@@ -317,25 +340,94 @@ static int64_t aggregate(struct core *k, int64_t now)
 	return due == INT64_MAX ? INT32_MAX : due - w;
 }
 
-static int setup_uplink(struct core *k)
+/* Aggregates need a trusted clock: windows are wall-clock periods. */
+static int setup_agg(struct core *k)
 {
 	char *saved;
 
-	if (!k->conf->uplink.url[0])
-		return 0;
-	if (!k->store) {
-		log_err("uplink: needs the store; aggregates are not sent");
-		return 0;
-	}
-	k->agg = agg_new(k->conf, k->started_wall);
+	k->agg = agg_new(k->conf, wallclock_at(&k->clock, k->start_mono));
 	if (!k->agg)
 		return -ENOMEM;
 	saved = store_state_get(k->store, "agg");
 	if (saved && agg_restore(k->agg, saved) < 0)
 		log_warn("store: saved aggregate state unreadable; windows open at the last stop start afresh");
 	free(saved);
+	k->next_agg_save = mono_ms() + AGG_SAVE_MS;
+	return 0;
+}
+
+/* A held reading got its final time: aggregate it now (readings of an earlier boot cannot be placed). */
+static void on_release(void *arg, const char *topic, const char *payload, size_t len, bool corrected, int64_t ts)
+{
+	struct core *k = arg;
+	struct event *ev;
+
+	if (!corrected || !k->agg)
+		return;
+	for (size_t i = 0; i < k->conf->ndevices; i++) {
+		const struct profile *p = &k->conf->profiles[k->conf->devices[i].profile];
+
+		if (!k->conf->devices[i].enabled || strcmp(k->dev[i].topic_telemetry, topic) != 0)
+			continue;
+		ev = event_new(EV_READING, p->npoints);
+		if (ev && payload_parse_values(p, payload, len, ev) == 0)
+			(void) agg_add(k->agg, (int) i, ev, ts);
+		free(ev);
+		return;
+	}
+}
+
+/* The clock is trusted (now, or since start): give held readings their times. */
+static void clock_trusted(struct core *k)
+{
+	int n;
+
+	if (k->store)
+		(void) store_state_set(k->store, "synced_boot", k->clock.boot_id);
+	if (k->up && !k->agg && setup_agg(k) < 0)
+		log_err("out of memory: aggregates are not computed");
+	n = spool_release(k->spool, k->clock.boot_id, k->clock.offset_ms, on_release, k);
+	if (n > 0)
+		log_notice("clock: %d readings taken before it was synchronised are released%s", n,
+			   " (this boot's with corrected times, an earlier boot's flagged \"unsynced\")");
+	mqtt_set_clock_ok(k->mqtt, true);
+	if (k->up)
+		uplink_set_clock_ok(k->up, true);
+	mqtt_pump(k->mqtt);
+}
+
+static void check_clock(struct core *k, int64_t now)
+{
+	if (now < k->next_clock_check)
+		return;
+	k->next_clock_check = now + CLOCK_CHECK_MS;
+	switch (wallclock_check(&k->clock)) {
+	case WALLCLOCK_SYNCED:
+		log_notice("clock: synchronised (estimated error %ld ms)", k->clock.maxerror_ms);
+		clock_trusted(k);
+		break;
+	case WALLCLOCK_STEPPED:
+		/* schedules are monotonic: no poll and no window moves with it */
+		log_notice("clock: stepped by %+.3f s", k->clock.step_ms / 1000.0);
+		break;
+	case WALLCLOCK_SAME:
+		break;
+	}
+}
+
+static int setup_uplink(struct core *k)
+{
+	if (!k->conf->uplink.url[0])
+		return 0;
+	if (!k->store) {
+		log_err("uplink: needs the store; aggregates are not sent");
+		return 0;
+	}
 	k->up = uplink_new(k->conf, k->store);
-	return k->up ? 0 : -EINVAL;
+	if (!k->up)
+		return -EINVAL;
+	uplink_set_clock_ok(k->up, k->clock.trusted);
+	return k->clock.trusted ? setup_agg(k) : 0;
 }
 
 static void drain(struct core *k)
@@ -347,6 +439,40 @@ static void drain(struct core *k)
 		handle_event(k, ev);
 		free(ev);
 	}
+	k->events_waiting = false;
+	k->last_drain = mono_ms();
+}
+
+/*
+ * When the workers' events are next taken.  Telemetry is published only
+ * after the group commit that follows its taking (spool.c), so taking it
+ * earlier than right before that commit gains nothing, while taking each
+ * event as it comes costs a wake-up of this thread, and an eventfd write by
+ * the worker, per poll of every device: most of what a busy core did (see
+ * bench/).  So once the last commit is recent, events gather in the queue
+ * (it wakes us again when half full) until the next commit is due, at most
+ * DRAIN_MAX_MS: device state changes are published up to that much later,
+ * and windows about to close take them first (aggregate()).  A quiet site
+ * (last commit older than the interval), no store, a failing store or
+ * commit_interval 0: at once, as before.  Time stamps come from the
+ * workers' monotonic stamps, so waiting does not move them.
+ */
+static int64_t drain_due(const struct core *k)
+{
+	int64_t t;
+
+	if (!k->store || !store_healthy(k->store) || k->conf->store.commit_interval_ms == 0)
+		return 0;
+	t = k->last_commit + k->conf->store.commit_interval_ms;
+	return t < k->last_drain + DRAIN_MAX_MS ? t : k->last_drain + DRAIN_MAX_MS;
+}
+
+/* Take the queued events, commit if due, publish what is committed. */
+static void take_events(struct core *k)
+{
+	drain(k);
+	(void) maybe_commit(k, mono_ms());
+	mqtt_pump(k->mqtt);
 }
 
 static bool same_identity(const struct conf *a, const struct conf *b)
@@ -485,6 +611,7 @@ int loop_run(struct conf *c, const char *path)
 	bool running = true;
 
 	k.started_wall = wall_ms();
+	k.start_mono = mono_ms();
 	k.sfd = setup_signals();
 	if (k.sfd < 0) {
 		log_err("cannot set up signals: %s", strerror(errno));
@@ -513,6 +640,16 @@ int loop_run(struct conf *c, const char *path)
 			log_err("running without a store: readings are held in memory only (at most %d)", c->mqtt.queue_max);
 		}
 	}
+	{
+		char *synced_boot = k.store ? store_state_get(k.store, "synced_boot") : NULL;
+
+		wallclock_init(&k.clock, c->clock.trust_system, synced_boot);
+		free(synced_boot);
+		if (!k.clock.trusted)
+			log_warn("clock: not synchronised (no NTP sync reported by the kernel); readings are held with "
+				 "their monotonic time until it is%s", c->clock.trust_system ? "" :
+				 "; set clock.trust_system = true if this board keeps time without NTP");
+	}
 	k.spool = spool_new(k.store, (size_t) c->mqtt.queue_max);
 	if (!k.spool) {
 		log_err("out of memory");
@@ -521,8 +658,11 @@ int loop_run(struct conf *c, const char *path)
 	k.mqtt = mqtt_new(c, k.spool, on_connect, &k);
 	if (!k.mqtt)
 		goto out;
+	mqtt_set_clock_ok(k.mqtt, k.clock.trusted);
 	if (setup_uplink(&k) < 0)
 		goto out;
+	if (k.clock.trusted)
+		clock_trusted(&k);    /* readings an earlier run held, if any */
 	if (buses_start(&k) < 0)
 		goto out;
 	/* first broker attempt before READY, so "ready" means "trying to deliver" */
@@ -542,12 +682,17 @@ int loop_run(struct conf *c, const char *path)
 		int64_t now = mono_ms(), timeout;
 		int nup = 0;
 
+		check_clock(&k, now);
+		if (k.events_waiting && now >= drain_due(&k))
+			take_events(&k);
 		timeout = mqtt_tick(k.mqtt, now);
 		if (k.agg) {
 			int64_t t = aggregate(&k, now);
 			if (t < timeout)
 				timeout = t;
-			t = uplink_tick(k.up, now);
+		}
+		if (k.up) {
+			int64_t t = uplink_tick(k.up, now);
 			if (t < timeout)
 				timeout = t;
 		}
@@ -573,10 +718,14 @@ int loop_run(struct conf *c, const char *path)
 			timeout = k.next_status - now;
 		if (k.next_summary - now < timeout)
 			timeout = k.next_summary - now;
+		if (!k.clock.trusted && k.next_clock_check - now < timeout)
+			timeout = k.next_clock_check - now;
 		{
 			int64_t t = maybe_commit(&k, now);
 			if (t < timeout)
 				timeout = t;
+			if (k.events_waiting && drain_due(&k) - now < timeout)
+				timeout = drain_due(&k) - now;
 		}
 		if (k.watchdog_us && k.next_watchdog - now < timeout)
 			timeout = k.next_watchdog - now;
@@ -610,9 +759,13 @@ int loop_run(struct conf *c, const char *path)
 			}
 		}
 		if (pfd[0].revents & POLLIN) {
-			drain(&k);
-			(void) maybe_commit(&k, mono_ms());
-			mqtt_pump(k.mqtt);
+			/* at once when due or the queue is half full, else at drain_due() */
+			if (mono_ms() >= drain_due(&k) || queue_len(k.q) >= QUEUE_CAPACITY / 2) {
+				take_events(&k);
+			} else {
+				queue_ack(k.q);
+				k.events_waiting = true;
+			}
 		}
 		if (pfd[2].fd >= 0 && pfd[2].revents)
 			mqtt_io(k.mqtt, pfd[2].revents);

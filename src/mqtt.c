@@ -65,6 +65,8 @@ struct mqtt {
 	char lib_error[256];  /* last error libmosquitto logged (TLS reasons) */
 
 	struct mqtt_stats st;
+	bool clock_ok;
+	bool clock_wait_logged;
 };
 
 static int lib_init_count;
@@ -314,6 +316,11 @@ bool mqtt_connected(const struct mqtt *m)
 	return m->state == ST_CONNECTED && !m->lost;
 }
 
+void mqtt_set_clock_ok(struct mqtt *m, bool ok)
+{
+	m->clock_ok = ok;
+}
+
 bool mqtt_away(const struct mqtt *m)
 {
 	return m->reported_down;
@@ -373,6 +380,13 @@ int64_t mqtt_tick(struct mqtt *m, int64_t now)
 	}
 	if (m->lost)
 		handle_lost(m, now);
+	if (m->state == ST_IDLE && m->mc->ca_file[0] && !m->clock_ok) {
+		if (!m->clock_wait_logged)
+			log_notice("mqtt: waiting for the clock to be synchronised before connecting with TLS "
+				   "(certificates cannot be checked against a wrong date)");
+		m->clock_wait_logged = true;
+		return 1000;
+	}
 	if (m->state == ST_IDLE) {
 		if (now >= m->retry_at) {
 			try_connect(m, now);

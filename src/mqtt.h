@@ -42,6 +42,10 @@ void mqtt_pump(struct mqtt *m);
 
 bool mqtt_connected(const struct mqtt *m);
 
+/* With TLS, no connection is tried while the clock is not trusted
+ * (certificates cannot be checked against a wrong date); said once. */
+void mqtt_set_clock_ok(struct mqtt *m, bool ok);
+
 /* The broker is known to be away: a connection broke or an attempt failed,
  * and none has succeeded since (the first attempt at start does not count). */
 bool mqtt_away(const struct mqtt *m);

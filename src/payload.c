@@ -18,11 +18,14 @@
  * so the output is byte for byte what printf gives.
  */
 #include <inttypes.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "payload.h"
 
@@ -62,7 +65,7 @@ void jbuf_done(struct jbuf *j)
 	memset(j, 0, sizeof(*j));
 }
 
-static void put(struct jbuf *j, const char *s, size_t n)
+void jbuf_put(struct jbuf *j, const char *s, size_t n)
 {
 	if (!reserve(j, n))
 		return;
@@ -73,7 +76,7 @@ static void put(struct jbuf *j, const char *s, size_t n)
 
 void jbuf_puts(struct jbuf *j, const char *s)
 {
-	put(j, s, strlen(s));
+	jbuf_put(j, s, strlen(s));
 }
 
 void jbuf_printf(struct jbuf *j, const char *fmt, ...)
@@ -104,25 +107,25 @@ void jbuf_string(struct jbuf *j, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 
-	put(j, "\"", 1);
+	jbuf_put(j, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
 		const unsigned char *run = p;
 
 		while (*p >= 0x20 && *p != '"' && *p != '\\')
 			p++;
 		if (p > run)
-			put(j, (const char *) run, (size_t) (p - run));
+			jbuf_put(j, (const char *) run, (size_t) (p - run));
 		if (!*p)
 			break;
 		if (*p == '"' || *p == '\\') {
 			char e[2] = { '\\', (char) *p };
-			put(j, e, 2);
+			jbuf_put(j, e, 2);
 		} else {
 			char e[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
-			put(j, e, 6);
+			jbuf_put(j, e, 6);
 		}
 	}
-	put(j, "\"", 1);
+	jbuf_put(j, "\"", 1);
 }
 
 /* Powers of ten up to 10^22 are exact doubles. */
@@ -170,6 +173,14 @@ static char *fmt_fixed(char *end, bool neg, uint64_t n, int d)
 	return p;
 }
 
+/* A whole number, as "%lld" or "%llu" print it. */
+static void put_int(struct jbuf *j, bool neg, uint64_t n)
+{
+	char buf[24], *p = fmt_fixed(buf + sizeof(buf), neg, n, 0);
+
+	jbuf_put(j, p, (size_t) (buf + sizeof(buf) - p));
+}
+
 /* "%.*f" for 0 <= decimals <= 15 (with jbuf_number's -0 rule); false: use printf. */
 static bool fixed_fast(struct jbuf *j, double v, int decimals)
 {
@@ -180,7 +191,7 @@ static bool fixed_fast(struct jbuf *j, double v, int decimals)
 		return false;
 	/* what rounds to zero prints as zero, without a sign */
 	p = fmt_fixed(buf + sizeof(buf), v < 0 && n != 0, n, decimals);
-	put(j, p, (size_t) (buf + sizeof(buf) - p));
+	jbuf_put(j, p, (size_t) (buf + sizeof(buf) - p));
 	return true;
 }
 
@@ -194,7 +205,7 @@ static bool g7_fast(struct jbuf *j, double v)
 	int e, d;
 
 	if (v == 0.0) {
-		put(j, "0", 1);
+		jbuf_put(j, "0", 1);
 		return true;
 	}
 	if (!(a >= 1e-4 && a < 1e7))
@@ -213,7 +224,7 @@ static bool g7_fast(struct jbuf *j, double v)
 		if (end[-1] == '.')
 			end--;
 	}
-	put(j, p, (size_t) (end - p));
+	jbuf_put(j, p, (size_t) (end - p));
 	return true;
 }
 
@@ -263,7 +274,11 @@ void payload_telemetry(struct jbuf *j, const struct profile *p, const struct eve
 	bool first = true, anybad = false;
 
 	jbuf_reset(j);
-	jbuf_printf(j, "{\"ts\":%lld,\"seq\":%llu,\"values\":{", (long long) ts_ms, (unsigned long long) seq);
+	jbuf_put(j, "{\"ts\":", 6);
+	put_int(j, ts_ms < 0, ts_ms < 0 ? -(uint64_t) ts_ms : (uint64_t) ts_ms);
+	jbuf_put(j, ",\"seq\":", 7);
+	put_int(j, false, seq);
+	jbuf_put(j, ",\"values\":{", 11);
 	for (size_t i = 0; i < p->npoints && i < ev->nvalues; i++) {
 		if (ev->values[i].state != 0) {
 			anybad = true;
@@ -368,6 +383,57 @@ void payload_gateway_status(struct jbuf *j, const struct gateway_health *g)
 			    (unsigned long long) g->dead_letters, (unsigned long long) g->backlog);
 	}
 	jbuf_puts(j, "}");
+}
+
+int payload_retime(struct jbuf *j, const char *in, size_t len, bool corrected, int64_t ts)
+{
+	static const char head[] = "{\"ts\":";
+	size_t i = sizeof(head) - 1;
+
+	jbuf_reset(j);
+	if (len < i + 2 || memcmp(in, head, i) != 0 || in[len - 1] != '}') {
+		jbuf_put(j, in, len);
+		return -EINVAL;
+	}
+	if (in[i] == '-')
+		i++;
+	while (i < len && in[i] >= '0' && in[i] <= '9')
+		i++;
+	if (corrected) {
+		jbuf_printf(j, "{\"ts\":%lld", (long long) ts);
+		jbuf_put(j, in + i, len - i - 1);
+		jbuf_puts(j, ",\"clock\":\"corrected\"}");
+	} else {
+		jbuf_put(j, in, len - 1);
+		jbuf_puts(j, ",\"clock\":\"unsynced\"}");
+	}
+	return 0;
+}
+
+int payload_parse_values(const struct profile *p, const char *json, size_t len, struct event *ev)
+{
+	json_error_t e;
+	json_t *root = json_loadb(json, len, 0, &e), *values;
+
+	if (!root)
+		return -EINVAL;
+	values = json_object_get(root, "values");
+	if (!json_is_object(values)) {
+		json_decref(root);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < p->npoints && i < ev->nvalues; i++) {
+		json_t *v = json_object_get(values, p->points[i].name);
+
+		if (json_is_number(v)) {
+			ev->values[i].value = json_number_value(v);
+			ev->values[i].state = VAL_OK;
+		} else {
+			ev->values[i].state = VAL_NO_REPLY;
+		}
+	}
+	json_decref(root);
+	return 0;
 }
 
 void payload_gateway_offline(struct jbuf *j)

@@ -22,6 +22,7 @@ struct jbuf {
 void jbuf_reset(struct jbuf *j);
 void jbuf_done(struct jbuf *j);
 void jbuf_puts(struct jbuf *j, const char *s);
+void jbuf_put(struct jbuf *j, const char *s, size_t n);
 void jbuf_printf(struct jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void jbuf_string(struct jbuf *j, const char *s);      /* a JSON string literal, escaped */
 void jbuf_number(struct jbuf *j, double v, int decimals); /* decimals < 0: shortest %.7g */
@@ -58,6 +59,21 @@ struct gateway_health {
 	uint64_t windows_sent, uplink_retries, dead_letters, backlog;
 };
 void payload_gateway_status(struct jbuf *j, const struct gateway_health *g);
+
+/*
+ * A telemetry payload taken before the clock was trusted, made final:
+ * with 'corrected' its "ts" becomes 'ts' and "clock":"corrected" is added,
+ * else "clock":"unsynced" is added and "ts" stays.  Returns 0, or -EINVAL
+ * when 'in' is not a payload of payload_telemetry() (copied unchanged).
+ */
+int payload_retime(struct jbuf *j, const char *in, size_t len, bool corrected, int64_t ts);
+
+/*
+ * The values of a telemetry payload back into an event of profile 'p'
+ * (points by name; absent or listed under "bad" ones get VAL_NO_REPLY).
+ * Parsed with jansson.  Returns 0 or -EINVAL.
+ */
+int payload_parse_values(const struct profile *p, const char *json, size_t len, struct event *ev);
 
 /* The last will: {"online":false}. */
 void payload_gateway_offline(struct jbuf *j);

@@ -3,7 +3,9 @@
  *
  * A bounded ring of event pointers under one mutex; the eventfd is written
  * only when the ring goes from empty to non-empty, so a busy core is not
- * woken once per event.  A full ring refuses the event rather than blocking
+ * woken once per event, and again when it fills to half its capacity, so a
+ * core that lets events gather (loop.c takes them right before its group
+ * commit) is woken before the ring overflows.  A full ring refuses the event rather than blocking
  * the worker: a worker must keep its bus schedule, and a core that cannot
  * drain 4096 events is stuck anyway (the watchdog restarts it).  Refusals
  * are counted here and logged by the caller.
@@ -83,7 +85,8 @@ int queue_push(struct queue *q, struct event *ev)
 		return -ENOBUFS;
 	}
 	q->ring[(q->head + q->len) % q->cap] = ev;
-	wake = q->len++ == 0;
+	q->len++;
+	wake = q->len == 1 || q->len == (q->cap + 1) / 2;
 	pthread_mutex_unlock(&q->lock);
 	if (wake) {
 		uint64_t one = 1;

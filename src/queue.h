@@ -2,7 +2,7 @@
  * queue.h: the one place threads meet.  Bus workers push events (readings,
  * device and bus state changes); the core thread pops them.  Bounded FIFO of
  * pointers with a mutex inside; an eventfd wakes the core when the queue goes
- * from empty to non-empty.
+ * from empty to non-empty, and again when it becomes half full.
  */
 #ifndef AGRIGW_QUEUE_H
 #define AGRIGW_QUEUE_H
@@ -29,7 +29,6 @@ struct event {
 	int device;              /* index into conf->devices, or -1 */
 	int bus;                 /* index into conf->buses */
 	int64_t mono_ms;         /* CLOCK_MONOTONIC when the poll finished */
-	int64_t wall_ms;         /* CLOCK_REALTIME at the same moment */
 	int online;              /* EV_*_STATE: 1 up/online, 0 down/offline */
 	char error[128];         /* EV_*_STATE when going down: the cause */
 	unsigned failures;       /* EV_DEVICE_STATE: failed polls in a row before this change */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "payload.h"
 #include "spool.h"
 
 #define DISK_CHUNK 64
@@ -34,6 +35,8 @@ struct entry {
 	uint64_t seq;
 	int state;
 	bool historical;
+	bool held;                /* taken before the clock was trusted: not yet publishable */
+	int64_t mono;
 	size_t len;
 	char *payload;            /* into data, after the topic */
 	char data[];
@@ -50,6 +53,7 @@ struct spool {
 	struct entry **disk;      /* read-ahead from the store */
 	size_t ndisk, disk_pos;
 	size_t held;              /* ring entries not yet acknowledged */
+	uint64_t first_held;      /* oldest seq waiting for the clock, 0 when none */
 	uint64_t dropped;
 	bool drop_reported;
 	struct spool_msg out;
@@ -67,6 +71,8 @@ static struct entry *entry_new(uint64_t seq, const char *topic, const char *payl
 	e->seq = seq;
 	e->state = SP_UNSENT;
 	e->historical = hist;
+	e->held = false;
+	e->mono = 0;
 	e->len = len;
 	memcpy(e->data, topic, tl + 1);
 	e->payload = e->data + tl + 1;
@@ -131,13 +137,14 @@ static void pop_head(struct spool *sp)
 	sp->mem_first++;
 }
 
-int spool_add(struct spool *sp, uint64_t seq, const char *topic, const char *payload, size_t len, bool historical)
+static int add(struct spool *sp, uint64_t seq, const char *topic, const char *payload, size_t len, bool historical,
+	       const char *boot, int64_t mono)
 {
 	struct entry *e;
 
 	if (sp->len == 0)
 		sp->mem_first = seq;
-	if (sp->store && store_tel_append(sp->store, seq, topic, payload, len) < 0)
+	if (sp->store && store_tel_append_held(sp->store, seq, topic, payload, len, boot, mono) < 0)
 		log_err("spool: cannot buffer seq %llu for the store: out of memory", (unsigned long long) seq);
 	if (sp->len == sp->max) {
 		struct entry *old = at(sp, 0);
@@ -167,10 +174,82 @@ int spool_add(struct spool *sp, uint64_t seq, const char *topic, const char *pay
 	e = entry_new(seq, topic, payload, len, historical);
 	if (!e)
 		return -ENOMEM;
+	e->held = boot != NULL;
+	e->mono = mono;
+	if (boot && !sp->first_held)
+		sp->first_held = seq;
 	sp->ring[(sp->head + sp->len) % sp->max] = e;
 	sp->len++;
 	sp->held++;
 	return 0;
+}
+
+int spool_add(struct spool *sp, uint64_t seq, const char *topic, const char *payload, size_t len, bool historical)
+{
+	return add(sp, seq, topic, payload, len, historical, NULL, 0);
+}
+
+int spool_add_held(struct spool *sp, uint64_t seq, const char *topic, const char *payload, size_t len,
+		   const char *boot, int64_t mono)
+{
+	return add(sp, seq, topic, payload, len, true, boot, mono);
+}
+
+struct release {
+	struct spool *sp;
+	spool_release_fn fn;
+	void *arg;
+};
+
+/* A held row of the store: final payload, and to the caller unless the ring has it too. */
+static void release_row(void *arg, uint64_t seq, const char *topic, const char *payload, size_t len,
+			bool corrected, int64_t ts, struct jbuf *out)
+{
+	struct release *r = arg;
+	struct spool *sp = r->sp;
+
+	(void) payload_retime(out, payload, len, corrected, ts);
+	if (sp->len == 0 || seq < sp->mem_first)
+		r->fn(r->arg, topic, out->s, out->len, corrected, ts);
+}
+
+int spool_release(struct spool *sp, const char *boot, int64_t offset_ms, spool_release_fn fn, void *arg)
+{
+	struct release r = { sp, fn, arg };
+	struct jbuf out = { 0 };
+	int n = 0;
+
+	if (sp->store && store_tel_release(sp->store, boot, offset_ms, release_row, &r) < 0)
+		return -EIO;
+	if (sp->store) {
+		/* held rows pushed out of memory are on disk: the cursor goes back to them
+		 * (and to rows of an earlier boot, which are older than anything here) */
+		sp->next_seq = 1;
+		sp->disk_pending = true;
+	} else if (sp->first_held && sp->next_seq > sp->first_held) {
+		sp->next_seq = sp->first_held;
+	}
+	sp->first_held = 0;
+	for (size_t i = 0; i < sp->len; i++) {
+		struct entry *e = at(sp, i), *ne;
+		int64_t ts = e->mono + offset_ms;
+
+		if (!e->held)
+			continue;
+		(void) payload_retime(&out, e->payload, e->len, true, ts);
+		ne = out.failed ? NULL : entry_new(e->seq, e->data, out.s, out.len, true);
+		if (ne) {
+			ne->state = e->state;
+			sp->ring[(sp->head + i) % sp->max] = ne;
+			free(e);
+			e = ne;
+		}
+		e->held = false;
+		fn(arg, e->data, e->payload, e->len, true, ts);
+		n++;
+	}
+	jbuf_done(&out);
+	return n;
 }
 
 static void take_disk(void *arg, uint64_t seq, const char *topic, const char *payload, size_t len)
@@ -241,6 +320,8 @@ const struct spool_msg *spool_next(struct spool *sp)
 			sp->next_seq++;
 			continue;
 		}
+		if (e->held)
+			return NULL;      /* waits for the clock, and so does all that follows */
 		/* not before the store has it: see the comment at the top */
 		if (sp->store && store_healthy(sp->store) && store_tel_buffered(sp->store, e->seq))
 			return NULL;

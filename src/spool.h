@@ -34,6 +34,25 @@ void spool_free(struct spool *sp);
 /* A new message (seq must be the previous one + 1).  0 or -ENOMEM. */
 int spool_add(struct spool *sp, uint64_t seq, const char *topic, const char *payload, size_t len, bool historical);
 
+/*
+ * A message taken before the clock was trusted (boot id 'boot', monotonic
+ * time 'mono'): nothing from it on is handed out until spool_release().
+ * 'boot' must outlive the spool.
+ */
+int spool_add_held(struct spool *sp, uint64_t seq, const char *topic, const char *payload, size_t len,
+		   const char *boot, int64_t mono);
+
+/*
+ * The clock is trusted: every held message gets its final payload (ts
+ * corrected to mono + offset_ms for this boot's, flagged "unsynced" for an
+ * earlier boot's; see payload_retime()) and is released, oldest first, and
+ * fn sees each once with its final payload (to aggregate it).  Returns the
+ * number released or -EIO.
+ */
+typedef void (*spool_release_fn)(void *arg, const char *topic, const char *payload, size_t len, bool corrected,
+				 int64_t ts);
+int spool_release(struct spool *sp, const char *boot, int64_t offset_ms, spool_release_fn fn, void *arg);
+
 /* The next message to publish, or NULL when none is ready.  Valid until the next spool call. */
 const struct spool_msg *spool_next(struct spool *sp);
 

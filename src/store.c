@@ -36,6 +36,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "payload.h"
 #include "store.h"
 #include "util.h"
 
@@ -44,6 +45,9 @@
 struct tel_row {
 	uint64_t seq;
 	bool acked;
+	bool held;               /* taken before the clock was trusted */
+	const char *boot;        /* boot id of a held row (borrowed from the caller) */
+	int64_t mono;            /* its monotonic time */
 	char *topic;
 	char *payload;
 	size_t len;
@@ -78,7 +82,8 @@ static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);"
-	"CREATE TABLE IF NOT EXISTS tel(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS tel(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL,"
+	" held INTEGER NOT NULL DEFAULT 0, boot TEXT, mono INTEGER);"
 	"CREATE TABLE IF NOT EXISTS win(id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,"
 	" body TEXT NOT NULL, batch INTEGER);"
 	"CREATE INDEX IF NOT EXISTS win_batch ON win(batch);"
@@ -155,7 +160,7 @@ static void move_aside(struct store *s)
 
 static int prepare(struct store *s)
 {
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO tel(seq, topic, payload) VALUES(?,?,?)", -1, &s->ins_tel, NULL) ||
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO tel(seq, topic, payload, held, boot, mono) VALUES(?,?,?,?,?,?)", -1, &s->ins_tel, NULL) ||
 	    sqlite3_prepare_v2(s->db, "DELETE FROM tel WHERE seq = ?", -1, &s->del_tel, NULL) ||
 	    sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO win(key, body) VALUES(?,?)", -1, &s->ins_win, NULL) ||
 	    sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(k, v) VALUES(?,?)", -1, &s->set_meta, NULL))
@@ -314,6 +319,12 @@ static bool grow(void **p, size_t *cap, size_t n, size_t size)
 
 int store_tel_append(struct store *s, uint64_t seq, const char *topic, const char *payload, size_t len)
 {
+	return store_tel_append_held(s, seq, topic, payload, len, NULL, 0);
+}
+
+int store_tel_append_held(struct store *s, uint64_t seq, const char *topic, const char *payload, size_t len,
+			  const char *boot, int64_t mono)
+{
 	struct tel_row *t;
 
 	if (s->ntel >= BUF_MAX) {
@@ -329,6 +340,9 @@ int store_tel_append(struct store *s, uint64_t seq, const char *topic, const cha
 	t = &s->tel[s->ntel];
 	t->seq = seq;
 	t->acked = false;
+	t->held = boot != NULL;
+	t->boot = boot;
+	t->mono = mono;
 	t->len = len;
 	t->topic = strdup(topic);
 	t->payload = malloc(len + 1);
@@ -392,7 +406,7 @@ int store_tel_load(struct store *s, uint64_t after, size_t max, store_tel_fn fn,
 	sqlite3_stmt *st;
 	int n = 0, r;
 
-	r = sqlite3_prepare_v2(s->db, "SELECT seq, topic, payload FROM tel WHERE seq > ? ORDER BY seq LIMIT ?", -1, &st, NULL);
+	r = sqlite3_prepare_v2(s->db, "SELECT seq, topic, payload FROM tel WHERE seq > ? AND held = 0 ORDER BY seq LIMIT ?", -1, &st, NULL);
 	if (r != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64) after);
@@ -411,6 +425,57 @@ int store_tel_load(struct store *s, uint64_t after, size_t max, store_tel_fn fn,
 	}
 	sqlite3_finalize(st);
 	return r == SQLITE_ROW || r == SQLITE_DONE ? n : -EIO;
+}
+
+int store_tel_release(struct store *s, const char *boot, int64_t offset_ms, store_release_fn fn, void *arg)
+{
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	struct jbuf out = { 0 };
+	int n = 0, r;
+
+	if (store_commit(s) < 0)
+		return -EIO;
+	if (sqlite3_prepare_v2(s->db, "SELECT seq, topic, payload, boot, mono FROM tel WHERE held = 1 ORDER BY seq",
+			       -1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "UPDATE tel SET payload = ?, held = 0, boot = NULL, mono = NULL WHERE seq = ?",
+			       -1, &upd, NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	while ((r = sqlite3_step(sel)) == SQLITE_ROW) {
+		uint64_t seq = (uint64_t) sqlite3_column_int64(sel, 0);
+		const char *topic = (const char *) sqlite3_column_text(sel, 1);
+		const char *payload = (const char *) sqlite3_column_blob(sel, 2);
+		const char *rboot = (const char *) sqlite3_column_text(sel, 3);
+		bool same = rboot && strcmp(rboot, boot) == 0;
+		int64_t ts = sqlite3_column_int64(sel, 4) + offset_ms;
+
+		if (!topic || !payload)
+			continue;
+		jbuf_reset(&out);
+		fn(arg, seq, topic, payload, (size_t) sqlite3_column_bytes(sel, 2), same, ts, &out);
+		if (out.failed || !out.s)
+			goto rollback;
+		sqlite3_reset(upd);
+		sqlite3_bind_blob(upd, 1, out.s, (int) out.len, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, (sqlite3_int64) seq);
+		if (sqlite3_step(upd) != SQLITE_DONE)
+			goto rollback;
+		n++;
+	}
+	if (r != SQLITE_DONE || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	jbuf_done(&out);
+	return n;
+rollback:
+	(void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+	log_err("store: cannot release the readings held for the clock: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	jbuf_done(&out);
+	return -EIO;
 }
 
 int store_win_append(struct store *s, const char *key, const char *json)
@@ -509,6 +574,14 @@ int store_commit(struct store *s)
 		sqlite3_bind_int64(s->ins_tel, 1, (sqlite3_int64) t->seq);
 		sqlite3_bind_text(s->ins_tel, 2, t->topic, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s->ins_tel, 3, t->payload, (int) t->len, SQLITE_STATIC);
+		sqlite3_bind_int(s->ins_tel, 4, t->held);
+		if (t->held) {
+			sqlite3_bind_text(s->ins_tel, 5, t->boot, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s->ins_tel, 6, t->mono);
+		} else {
+			sqlite3_bind_null(s->ins_tel, 5);
+			sqlite3_bind_null(s->ins_tel, 6);
+		}
 		if (sqlite3_step(s->ins_tel) != SQLITE_DONE)
 			goto rollback;
 		ins++;

@@ -61,6 +61,26 @@ char *store_state_get(struct store *s, const char *name);
 /* Buffer a telemetry message for the next commit. */
 int store_tel_append(struct store *s, uint64_t seq, const char *topic, const char *payload, size_t len);
 
+/*
+ * A message taken while the clock was not trusted: not handed out by
+ * store_tel_load() until store_tel_release().  'boot' (this boot's id) must
+ * stay valid until the next commit.
+ */
+int store_tel_append_held(struct store *s, uint64_t seq, const char *topic, const char *payload, size_t len,
+			  const char *boot, int64_t mono);
+
+/*
+ * The clock is trusted now: every held row, oldest first, is passed to fn
+ * with 'corrected' true when it was taken in boot 'boot' (then 'ts' is its
+ * monotonic time plus offset_ms) and false for rows of an earlier boot; fn
+ * writes the payload to keep into 'out'.  Commits first and at the end.
+ * Returns the number of rows released or -EIO.
+ */
+struct jbuf;
+typedef void (*store_release_fn)(void *arg, uint64_t seq, const char *topic, const char *payload, size_t len,
+				 bool corrected, int64_t ts, struct jbuf *out);
+int store_tel_release(struct store *s, const char *boot, int64_t offset_ms, store_release_fn fn, void *arg);
+
 /* Acknowledged: drop it from the buffer, or delete the row at the next commit. */
 void store_tel_ack(struct store *s, uint64_t seq);
 

@@ -75,6 +75,8 @@ struct uplink {
 	char answer[UPLINK_ANSWER_MAX + 1];
 	size_t answer_len;
 
+	bool clock_ok;               /* the clock is trusted: TLS can be checked */
+	bool clock_wait_logged;
 	unsigned failures;           /* attempts failed in a row */
 	bool reported_down;
 	struct uplink_stats st;
@@ -654,13 +656,24 @@ int64_t uplink_tick(struct uplink *u, int64_t now_mono_ms)
 		curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		check_done(u);
 	}
-	if (!u->busy && u->kicked && now_mono_ms >= u->retry_at)
+	if (!u->busy && u->kicked && !u->clock_ok) {
+		if (!u->clock_wait_logged)
+			log_notice("uplink: waiting for the clock to be synchronised before sending "
+				   "(certificates cannot be checked against a wrong date)");
+		u->clock_wait_logged = true;
+	} else if (!u->busy && u->kicked && now_mono_ms >= u->retry_at) {
 		start(u, now_mono_ms);
+	}
 	if (u->timer_at >= 0 && u->timer_at - now_mono_ms < wait)
 		wait = u->timer_at - now_mono_ms;
-	if (!u->busy && u->kicked && u->retry_at - now_mono_ms < wait)
+	if (!u->busy && u->kicked && u->clock_ok && u->retry_at - now_mono_ms < wait)
 		wait = u->retry_at - now_mono_ms;
 	return wait < 0 ? 0 : wait;
+}
+
+void uplink_set_clock_ok(struct uplink *u, bool ok)
+{
+	u->clock_ok = ok;
 }
 
 void uplink_get_stats(const struct uplink *u, struct uplink_stats *ret)

@@ -60,6 +60,10 @@ int64_t uplink_tick(struct uplink *u, int64_t now_mono_ms);
 
 void uplink_get_stats(const struct uplink *u, struct uplink_stats *ret);
 
+/* No batch is started while the clock is not trusted (TLS certificates and
+ * window times both need it); said once in the log. */
+void uplink_set_clock_ok(struct uplink *u, bool ok);
+
 /* ---- pure parts, exposed for the unit tests ---- */
 
 enum uplink_verdict { UPLINK_ACK, UPLINK_RETRY, UPLINK_DEAD };

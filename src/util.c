@@ -30,9 +30,16 @@ int64_t mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+static _Atomic int64_t test_offset_ms;
+
 int64_t wall_ms(void)
 {
-	return clock_ms(CLOCK_REALTIME);
+	return clock_ms(CLOCK_REALTIME) + test_offset_ms;
+}
+
+void wall_set_test_offset(int64_t offset_ms)
+{
+	test_offset_ms = offset_ms;
 }
 
 uint32_t rand32(void)

@@ -9,6 +9,9 @@
 int64_t mono_ms(void);
 int64_t wall_ms(void);
 
+/* Tests only (wallclock.c, AGRIGW_TEST_CLOCK): shift what wall_ms() returns. */
+void wall_set_test_offset(int64_t offset_ms);
+
 /* A random 32-bit number from a per-thread generator seeded from getrandom(). */
 uint32_t rand32(void);
 

@@ -155,6 +155,8 @@ EOF
 cat >"$root/etc/agrigw/agrigw.conf" <<'EOF'
 # agrigw system test site
 gateway = { site = "systest"; id = "gw01"; };
+# the container shares the host's kernel, which may never report an NTP sync
+clock = { trust_system = true; };
 mqtt = {
   host = "127.0.0.1";
   port = 1883;
