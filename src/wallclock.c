@@ -11,8 +11,9 @@
  *
  * Tests replace the clock: AGRIGW_TEST_CLOCK names a file holding
  * "OFFSET_MS SYNCED" (for example "-10800000 0": three hours behind and not
- * synchronised), read at every check; util.c's wall_ms() adds the offset.
- * Without that variable nothing of this exists.
+ * synchronised), read at every check; util.c's wall_ms() adds the offset;
+ * with it, AGRIGW_TEST_BOOT_ID may stand in for the boot id.  Without
+ * AGRIGW_TEST_CLOCK neither has any effect.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,8 +29,14 @@
 
 static void read_boot_id(char *buf, size_t size)
 {
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	const char *test = getenv("AGRIGW_TEST_CLOCK") ? getenv("AGRIGW_TEST_BOOT_ID") : NULL;
+	FILE *f;
 
+	if (test) {
+		snprintf(buf, size, "%s", test);
+		return;
+	}
+	f = fopen("/proc/sys/kernel/random/boot_id", "r");
 	snprintf(buf, size, "unknown");
 	if (f) {
 		if (fgets(buf, (int) size, f))

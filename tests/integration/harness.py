@@ -192,13 +192,14 @@ class PtyPair:
 class Gateway:
     """The agrigw daemon under test, its log in a file."""
 
-    def __init__(self, workdir, conf, args=("-d",)):
+    def __init__(self, workdir, conf, args=("-d",), env=None):
         self.logpath = os.path.join(workdir, "agrigw.log")
         self.log = open(self.logpath, "ab")
         cmd = [os.path.join(BUILD, "agrigw"), "-f", conf] + list(args)
         if VALGRIND:
             cmd = VALGRIND.split() + cmd
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+                                     env=dict(os.environ, **env) if env else None)
 
     def logtext(self):
         with open(self.logpath, errors="replace") as f:

@@ -41,7 +41,7 @@ def pki():
 class Site:
     """Broker, simulator, HTTPS sink, the gateway (debug log) and a subscriber."""
 
-    def __init__(self, pki, cert="good", sink_mode="ok"):
+    def __init__(self, pki, cert="good", sink_mode="ok", trust_system=True, start=True):
         self.dir = make_workdir()
         self.certs = pki["certs"]
         self.broker = Broker(self.dir).start()
@@ -62,8 +62,13 @@ class Site:
         self.tcp = Sim(self.dir, self.conf, "tcp0", extra=("--wander",))
         subst["TCP_PORT"] = self.tcp.port
         write_conf(self.conf, TEMPLATE, **subst)
+        if not trust_system:
+            with open(self.conf) as f:
+                text = f.read().replace("trust_system = true;", "trust_system = false;")
+            with open(self.conf, "w") as f:
+                f.write(text)
         self.sub = Subscriber(self.broker.port)
-        self.gw = Gateway(self.dir, self.conf, args=("-d", "-v"))
+        self.gw = Gateway(self.dir, self.conf, args=("-d", "-v")) if start else None
 
     def restart_sink(self, cert="good"):
         key, crt = self.certs[cert]
