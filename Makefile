@@ -237,6 +237,24 @@ check-fuzz-corpus: $(REPLAY_BINS)
 
 -include $(wildcard $(FUZZ_B)/obj/*.d $(B)/replay/*.d)
 
+# `make check-valgrind`: the integration tests with the daemon under valgrind
+# memcheck (an ordinary build in $(B)).  Fails on any memcheck error or
+# definite or indirect leak, also in a test that does not look at agrigw's
+# exit status: every valgrind log in $(B)/valgrind/ must say "0 errors".
+# VALGRIND_TESTS, a pytest -k expression, picks the tests (all when empty).
+VALGRIND_TESTS ?=
+VALGRIND_CMD = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--error-exitcode=99 --num-callers=30 --log-file=$(abspath $(B))/valgrind/agrigw.%p.log
+check-valgrind: all
+	$(Q)rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
+	$(Q)VALGRIND="$(VALGRIND_CMD)" PYTEST_ADDOPTS="$(if $(VALGRIND_TESTS),-k '$(VALGRIND_TESTS)')" \
+		sh tests/run-all.sh $(B) integration; rc=$$?; \
+	logs=$$(ls $(B)/valgrind/*.log 2>/dev/null | wc -l); \
+	bad=$$(grep -L 'ERROR SUMMARY: 0 errors' $(B)/valgrind/*.log 2>/dev/null); \
+	for f in $$bad; do echo "== $$f"; grep -E '^==[0-9]+== ' $$f | head -n 60; done; \
+	echo "valgrind: $$logs agrigw runs, $$(echo $$bad | wc -w) with errors or leaks"; \
+	[ $$rc -eq 0 ] && [ -z "$$bad" ] && [ $$logs -gt 0 ]
+
 # --- Benchmark (bench/) ---------------------------------------------------------
 # `make bench` runs bench/bench.py: workloads (a) and (b), the store, the
 # uplink backlog drain and the start-up time, minutes; the table goes to

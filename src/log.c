@@ -39,6 +39,11 @@ void log_init(int max_level, int prefix)
 		log_prefix = journal_stream() || !isatty(STDERR_FILENO);
 }
 
+bool log_enabled(int level)
+{
+	return level <= log_max;
+}
+
 void log_vmsg(int level, const char *fmt, va_list ap)
 {
 	static const char *const words[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };

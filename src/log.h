@@ -15,6 +15,8 @@ enum log_level { LOG_ERR_ = 3, LOG_WARNING_ = 4, LOG_NOTICE_ = 5, LOG_INFO_ = 6,
 /* 'prefix' true forces "<N>" prefixes, false forces words, auto when not called. */
 void log_init(int max_level, int prefix);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Would a message of this level be written?  (To skip building costly ones.) */
+bool log_enabled(int level);
 void log_vmsg(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #define log_err(...) log_msg(LOG_ERR_, __VA_ARGS__)

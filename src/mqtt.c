@@ -173,6 +173,8 @@ static const char *reason(struct mqtt *m, int rc)
 
 	if (rc < 0)
 		return mosquitto_connack_string(-rc);
+	if (rc == MOSQ_ERR_TLS && !m->lib_error[0] && m->state == ST_CONNECTED)
+		return "TLS error on the open connection (libmosquitto's reason is logged with -v)";
 	if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || (rc == MOSQ_ERR_ERRNO && m->lib_error[0])) {
 		const char *s = m->lib_error[0] ? m->lib_error : "handshake failed";
 		const char *p = strstr(s, "error:");
@@ -396,6 +398,13 @@ int64_t mqtt_tick(struct mqtt *m, int64_t now)
 	}
 	if (m->just_connected) {
 		m->just_connected = false;
+		/* libmosquitto formats a line for every packet it sends or reads
+		 * (malloc and vsnprintf, a tenth of the daemon's instructions under
+		 * load) whenever a log callback is set; the lines that matter, why a
+		 * connection or handshake failed, come before this point, and the
+		 * next attempt makes a new client with the callback set again */
+		if (!log_enabled(LOG_DEBUG_))
+			mosquitto_log_callback_set(m->mosq, NULL);
 		m->attempts = 0;
 		m->st.connects++;
 		m->st.connected = true;

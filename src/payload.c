@@ -74,9 +74,21 @@ void jbuf_put(struct jbuf *j, const char *s, size_t n)
 	j->s[j->len] = '\0';
 }
 
+/* jbuf_put() with its common case inline, for the per-reading code below. */
+static inline void put(struct jbuf *j, const char *s, size_t n)
+{
+	if (j->len + n < j->cap && !j->failed) {
+		memcpy(j->s + j->len, s, n);
+		j->len += n;
+		j->s[j->len] = '\0';
+	} else {
+		jbuf_put(j, s, n);
+	}
+}
+
 void jbuf_puts(struct jbuf *j, const char *s)
 {
-	jbuf_put(j, s, strlen(s));
+	put(j, s, strlen(s));
 }
 
 void jbuf_printf(struct jbuf *j, const char *fmt, ...)
@@ -107,25 +119,25 @@ void jbuf_string(struct jbuf *j, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 
-	jbuf_put(j, "\"", 1);
+	put(j, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
 		const unsigned char *run = p;
 
 		while (*p >= 0x20 && *p != '"' && *p != '\\')
 			p++;
 		if (p > run)
-			jbuf_put(j, (const char *) run, (size_t) (p - run));
+			put(j, (const char *) run, (size_t) (p - run));
 		if (!*p)
 			break;
 		if (*p == '"' || *p == '\\') {
 			char e[2] = { '\\', (char) *p };
-			jbuf_put(j, e, 2);
+			put(j, e, 2);
 		} else {
 			char e[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
-			jbuf_put(j, e, 6);
+			put(j, e, 6);
 		}
 	}
-	jbuf_put(j, "\"", 1);
+	put(j, "\"", 1);
 }
 
 /* Powers of ten up to 10^22 are exact doubles. */
@@ -178,7 +190,7 @@ static void put_int(struct jbuf *j, bool neg, uint64_t n)
 {
 	char buf[24], *p = fmt_fixed(buf + sizeof(buf), neg, n, 0);
 
-	jbuf_put(j, p, (size_t) (buf + sizeof(buf) - p));
+	put(j, p, (size_t) (buf + sizeof(buf) - p));
 }
 
 /* "%.*f" for 0 <= decimals <= 15 (with jbuf_number's -0 rule); false: use printf. */
@@ -191,7 +203,7 @@ static bool fixed_fast(struct jbuf *j, double v, int decimals)
 		return false;
 	/* what rounds to zero prints as zero, without a sign */
 	p = fmt_fixed(buf + sizeof(buf), v < 0 && n != 0, n, decimals);
-	jbuf_put(j, p, (size_t) (buf + sizeof(buf) - p));
+	put(j, p, (size_t) (buf + sizeof(buf) - p));
 	return true;
 }
 
@@ -205,7 +217,7 @@ static bool g7_fast(struct jbuf *j, double v)
 	int e, d;
 
 	if (v == 0.0) {
-		jbuf_put(j, "0", 1);
+		put(j, "0", 1);
 		return true;
 	}
 	if (!(a >= 1e-4 && a < 1e7))
@@ -224,7 +236,7 @@ static bool g7_fast(struct jbuf *j, double v)
 		if (end[-1] == '.')
 			end--;
 	}
-	jbuf_put(j, p, (size_t) (end - p));
+	put(j, p, (size_t) (end - p));
 	return true;
 }
 
@@ -274,40 +286,40 @@ void payload_telemetry(struct jbuf *j, const struct profile *p, const struct eve
 	bool first = true, anybad = false;
 
 	jbuf_reset(j);
-	jbuf_put(j, "{\"ts\":", 6);
+	put(j, "{\"ts\":", 6);
 	put_int(j, ts_ms < 0, ts_ms < 0 ? -(uint64_t) ts_ms : (uint64_t) ts_ms);
-	jbuf_put(j, ",\"seq\":", 7);
+	put(j, ",\"seq\":", 7);
 	put_int(j, false, seq);
-	jbuf_put(j, ",\"values\":{", 11);
+	put(j, ",\"values\":{", 11);
 	for (size_t i = 0; i < p->npoints && i < ev->nvalues; i++) {
 		if (ev->values[i].state != 0) {
 			anybad = true;
 			continue;
 		}
 		if (!first)
-			jbuf_puts(j, ",");
+			put(j, ",", 1);
 		first = false;
 		jbuf_string(j, p->points[i].name);
-		jbuf_puts(j, ":");
+		put(j, ":", 1);
 		jbuf_number(j, ev->values[i].value, p->points[i].decimals);
 	}
-	jbuf_puts(j, "}");
+	put(j, "}", 1);
 	if (anybad) {
 		first = true;
-		jbuf_puts(j, ",\"bad\":[");
+		put(j, ",\"bad\":[", 8);
 		for (size_t i = 0; i < p->npoints && i < ev->nvalues; i++) {
 			if (ev->values[i].state == 0)
 				continue;
 			if (!first)
-				jbuf_puts(j, ",");
+				put(j, ",", 1);
 			first = false;
 			jbuf_string(j, p->points[i].name);
 		}
-		jbuf_puts(j, "]");
+		put(j, "]", 1);
 	}
 	if (historical)
-		jbuf_puts(j, ",\"historical\":true");
-	jbuf_puts(j, "}");
+		put(j, ",\"historical\":true", 18);
+	put(j, "}", 1);
 }
 
 void payload_meta(struct jbuf *j, const struct conf *c, const struct device_conf *d)
@@ -392,7 +404,7 @@ int payload_retime(struct jbuf *j, const char *in, size_t len, bool corrected, i
 
 	jbuf_reset(j);
 	if (len < i + 2 || memcmp(in, head, i) != 0 || in[len - 1] != '}') {
-		jbuf_put(j, in, len);
+		put(j, in, len);
 		return -EINVAL;
 	}
 	if (in[i] == '-')
@@ -401,10 +413,10 @@ int payload_retime(struct jbuf *j, const char *in, size_t len, bool corrected, i
 		i++;
 	if (corrected) {
 		jbuf_printf(j, "{\"ts\":%lld", (long long) ts);
-		jbuf_put(j, in + i, len - i - 1);
+		put(j, in + i, len - i - 1);
 		jbuf_puts(j, ",\"clock\":\"corrected\"}");
 	} else {
-		jbuf_put(j, in, len - 1);
+		put(j, in, len - 1);
 		jbuf_puts(j, ",\"clock\":\"unsynced\"}");
 	}
 	return 0;
