@@ -87,6 +87,7 @@ struct bus {
 
 	pthread_t thread;
 	bool started;
+	bool scheduled;                  /* devs[].due set: survives a stop and start */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;                       /* under lock */
@@ -514,8 +515,11 @@ static void *worker(void *arg)
 	struct bus *b = arg;
 	int64_t start = mono_ms();
 
-	for (size_t i = 0; i < b->ndevs; i++)
-		b->devs[i].due = sched_first(start, b->devs[i].dc->interval_ms, (unsigned) i, (unsigned) b->ndevs);
+	/* a bus kept across a reload keeps its schedules */
+	if (!b->scheduled)
+		for (size_t i = 0; i < b->ndevs; i++)
+			b->devs[i].due = sched_first(start, b->devs[i].dc->interval_ms, (unsigned) i, (unsigned) b->ndevs);
+	b->scheduled = true;
 	while (b->ndevs > 0) {
 		struct dev_state *next = &b->devs[0];
 		int64_t now;
@@ -537,13 +541,16 @@ int bus_start(struct bus *b)
 {
 	int r;
 
-	b->ctx = b->be->create(b->bc);
 	if (!b->ctx) {
-		int e = errno ? errno : ENOMEM;
-		log_err("bus '%s': cannot create Modbus context: %s", b->bc->name, strerror(e));
-		return -e;
+		b->ctx = b->be->create(b->bc);
+		if (!b->ctx) {
+			int e = errno ? errno : ENOMEM;
+			log_err("bus '%s': cannot create Modbus context: %s", b->bc->name, strerror(e));
+			return -e;
+		}
+		modbus_set_error_recovery(b->ctx, MODBUS_ERROR_RECOVERY_NONE);
 	}
-	modbus_set_error_recovery(b->ctx, MODBUS_ERROR_RECOVERY_NONE);
+	b->stop = false;
 	r = pthread_create(&b->thread, NULL, worker, b);
 	if (r) {
 		log_err("bus '%s': cannot start worker: %s", b->bc->name, strerror(r));
@@ -563,6 +570,76 @@ void bus_stop(struct bus *b)
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->thread, NULL);
 	b->started = false;
+}
+
+static bool same_point(const struct point *a, const struct point *b)
+{
+	return strcmp(a->name, b->name) == 0 && a->table == b->table && a->address == b->address &&
+	       a->type == b->type && a->order == b->order && a->bit == b->bit && a->scale == b->scale &&
+	       a->offset == b->offset && strcmp(a->unit, b->unit) == 0 && a->has_min == b->has_min &&
+	       a->has_max == b->has_max && (!a->has_min || a->min == b->min) && (!a->has_max || a->max == b->max) &&
+	       a->decimals == b->decimals;
+}
+
+static bool same_device(const struct conf *ca, const struct device_conf *a, const struct conf *cb,
+			const struct device_conf *b)
+{
+	const struct profile *pa = &ca->profiles[a->profile], *pb = &cb->profiles[b->profile];
+
+	if (strcmp(a->name, b->name) != 0 || a->unit != b->unit || a->interval_ms != b->interval_ms ||
+	    a->timeout_ms != b->timeout_ms || a->retries != b->retries || a->max_registers != b->max_registers ||
+	    a->max_gap != b->max_gap || a->offline_after != b->offline_after ||
+	    a->backoff_max_ms != b->backoff_max_ms || a->enabled != b->enabled || pa->npoints != pb->npoints)
+		return false;
+	for (size_t i = 0; i < pa->npoints; i++)
+		if (!same_point(&pa->points[i], &pb->points[i]))
+			return false;
+	return true;
+}
+
+static bool same_bus(const struct bus_conf *a, const struct bus_conf *b)
+{
+	return strcmp(a->name, b->name) == 0 && a->type == b->type && strcmp(a->device, b->device) == 0 &&
+	       a->baud == b->baud && a->parity == b->parity && a->data_bits == b->data_bits &&
+	       a->stop_bits == b->stop_bits && a->rs485 == b->rs485 && strcmp(a->host, b->host) == 0 &&
+	       a->port == b->port && a->connect_timeout_ms == b->connect_timeout_ms &&
+	       a->response_timeout_ms == b->response_timeout_ms && a->pause_ms == b->pause_ms;
+}
+
+bool bus_rebind(struct bus *b, const struct conf *c, int bus_index)
+{
+	const struct bus_conf *nb = &c->buses[bus_index];
+	size_t k = 0;
+
+	if (b->started || !same_bus(b->bc, nb))
+		return false;
+	/* the same enabled devices, in the same order, polled the same way */
+	for (size_t i = 0; i < c->ndevices; i++) {
+		const struct device_conf *dc = &c->devices[i];
+
+		if (dc->bus != bus_index || !dc->enabled)
+			continue;
+		if (k >= b->ndevs || !same_device(b->conf, b->devs[k].dc, c, dc))
+			return false;
+		k++;
+	}
+	if (k != b->ndevs)
+		return false;
+	k = 0;
+	for (size_t i = 0; i < c->ndevices; i++) {
+		const struct device_conf *dc = &c->devices[i];
+
+		if (dc->bus != bus_index || !dc->enabled)
+			continue;
+		b->devs[k].index = (int) i;
+		b->devs[k].dc = dc;
+		b->devs[k].prof = &c->profiles[dc->profile];
+		k++;
+	}
+	b->conf = c;
+	b->bc = nb;
+	b->index = bus_index;
+	return true;
 }
 
 void bus_free(struct bus *b)

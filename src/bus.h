@@ -8,6 +8,8 @@
 #ifndef AGRIGW_BUS_H
 #define AGRIGW_BUS_H
 
+#include <stdbool.h>
+
 #include "conf.h"
 #include "queue.h"
 
@@ -21,6 +23,14 @@ int bus_start(struct bus *b);
 
 /* Ask the worker to stop and join it (waits for an ongoing request to end). */
 void bus_stop(struct bus *b);
+
+/*
+ * Reload: when bus 'bus_index' of the new configuration 'c' is the same bus
+ * with the same devices polled the same way, the stopped bus takes 'c' (its
+ * port stays open and its schedules run on) and true is returned; else
+ * false and nothing changes.  Main thread, with the worker stopped.
+ */
+bool bus_rebind(struct bus *b, const struct conf *c, int bus_index);
 
 /* Stops if needed, closes the port, frees.  NULL is a no-op. */
 void bus_free(struct bus *b);

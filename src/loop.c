@@ -166,6 +166,8 @@ static unsigned devices_online(const struct core *k, unsigned *ret_total)
 
 static void publish_gateway_status(struct core *k)
 {
+	if (!k->mqtt)
+		return;
 	struct gateway_health g = { .online = true, .version = AGRIGW_VERSION, .started_ms = k->started_wall };
 	struct mqtt_stats st;
 
@@ -204,6 +206,8 @@ static void publish_device_status(struct core *k, size_t i)
 {
 	struct dev_health *d = &k->dev[i];
 
+	if (!k->mqtt)
+		return;
 	payload_device_status(&k->body, &d->h);
 	(void) mqtt_publish_direct(k->mqtt, d->topic_status, k->body.s, k->body.len, true);
 }
@@ -267,7 +271,8 @@ static void handle_event(struct core *k, struct event *ev)
 				   ev->mono_ms);
 	else
 		/* taken while the broker is away: it will arrive late, and says so */
-		r = spool_add(k->spool, k->seq + 1, d->topic_telemetry, k->body.s, k->body.len, mqtt_away(k->mqtt));
+		r = spool_add(k->spool, k->seq + 1, d->topic_telemetry, k->body.s, k->body.len,
+			      k->mqtt && mqtt_away(k->mqtt));
 	if (r == 0 && k->agg)
 		(void) agg_add(k->agg, ev->device, ev, ts);
 	if (r < 0) {
@@ -481,12 +486,56 @@ static bool same_identity(const struct conf *a, const struct conf *b)
 	       memcmp(&a->mqtt, &b->mqtt, sizeof(a->mqtt) - sizeof(a->mqtt.line)) == 0;
 }
 
-static void reload(struct core *k)
+/*
+ * The new configuration's buses: a bus whose port and devices did not
+ * change is kept (port open, schedules running on), the others are made
+ * anew; old buses left over are closed.  All workers are stopped here.
+ */
+static int rebuild_buses(struct core *k, const struct conf *nc, unsigned *ret_kept)
+{
+	struct bus **nb = calloc(nc->nbuses ? nc->nbuses : 1, sizeof(*nb));
+	unsigned kept = 0;
+
+	if (!nb)
+		return -ENOMEM;
+	for (size_t j = 0; j < nc->nbuses; j++) {
+		for (size_t i = 0; i < k->nbuses && !nb[j]; i++) {
+			if (k->buses[i] && bus_rebind(k->buses[i], nc, (int) j)) {
+				nb[j] = k->buses[i];
+				k->buses[i] = NULL;
+				kept++;
+			}
+		}
+		if (!nb[j])
+			nb[j] = bus_new(nc, (int) j, k->q);
+		if (!nb[j]) {
+			for (size_t i = 0; i < j; i++)
+				bus_free(nb[i]);
+			free(nb);
+			return -ENOMEM;
+		}
+	}
+	buses_stop(k);             /* the ones not kept */
+	k->buses = nb;
+	k->nbuses = nc->nbuses;
+	*ret_kept = kept;
+	return 0;
+}
+
+/*
+ * SIGHUP.  The new file is checked in full first: with any error the
+ * running configuration stays.  Otherwise only what changed restarts: a
+ * bus (port or devices), the broker connection (mqtt or gateway identity),
+ * the uplink.  The store's settings and the clock's take effect at restart.
+ */
+static int reload(struct core *k)
 {
 	struct conf *nc = NULL;
 	char *errs = NULL;
 	size_t errlen = 0;
 	FILE *f = open_memstream(&errs, &errlen);
+	bool new_mqtt, new_uplink;
+	unsigned kept = 0;
 	int r;
 
 	log_notice("reload: reading '%s'", k->path);
@@ -499,37 +548,78 @@ static void reload(struct core *k)
 		log_err("reload: %s; the running configuration stays",
 			r > 0 ? "configuration has errors" : "cannot read the configuration");
 		free(errs);
-		return;
+		return 0;
 	}
 	free(errs);
-	if (!same_identity(k->conf, nc))
-		log_warn("reload: gateway or mqtt settings changed; they take effect at the next restart");
-	/* the old buses' events refer to the old device list: finish them first */
-	buses_stop(k);
+	if (strcmp(nc->store.dir, k->conf->store.dir) != 0 || nc->store.max_bytes != k->conf->store.max_bytes ||
+	    nc->store.commit_interval_ms != k->conf->store.commit_interval_ms ||
+	    nc->clock.trust_system != k->conf->clock.trust_system)
+		log_warn("reload: store and clock settings take effect at the next restart");
+	nc->store = k->conf->store;
+	nc->clock = k->conf->clock;
+	new_mqtt = !same_identity(k->conf, nc);
+	new_uplink = new_mqtt || memcmp(&nc->uplink, &k->conf->uplink, sizeof(nc->uplink) - sizeof(nc->uplink.line)) != 0;
+
+	/* the queued events refer to the old device list: stop the workers, take what they sent */
+	for (size_t i = 0; i < k->nbuses; i++)
+		bus_stop(k->buses[i]);
 	drain(k);
-	devices_free(k);
 	if (k->agg) {
 		save_agg(k);                /* restored below for the devices and points that remain */
 		(void) store_commit(k->store);
 	}
-	uplink_free(k->up);
 	agg_free(k->agg);
-	k->up = NULL;
 	k->agg = NULL;
-	/* keep the identity the broker knows (topics, client id) until restart */
-	strlcpy_(nc->site, k->conf->site, sizeof(nc->site));
-	strlcpy_(nc->id, k->conf->id, sizeof(nc->id));
-	nc->mqtt = k->conf->mqtt;
-	mqtt_rebind(k->mqtt, nc);
+	if (new_uplink) {
+		uplink_free(k->up);
+		k->up = NULL;
+	}
+	if (rebuild_buses(k, nc, &kept) < 0) {
+		conf_free(nc);
+		goto fatal;
+	}
+	if (new_mqtt) {
+		struct jbuf off = { 0 };
+
+		log_notice("reload: broker settings or gateway identity changed: reconnecting");
+		payload_gateway_offline(&off);
+		mqtt_shutdown(k->mqtt, k->status_topic, off.s ? off.s : "{\"online\":false}", 3000);
+		jbuf_done(&off);
+		mqtt_free(k->mqtt);
+		k->mqtt = NULL;
+	}
+	devices_free(k);
 	conf_free(k->conf);
 	k->conf = nc;
-	if (devices_init(k) < 0 || setup_uplink(k) < 0 || buses_start(k) < 0) {
-		log_err("reload: cannot start the new configuration; exiting");
-		kill(getpid(), SIGTERM);
-		return;
+	if (new_mqtt) {
+		free(k->status_topic);
+		payload_topic(&k->topic, nc, NULL, "status");
+		k->status_topic = k->topic.failed ? NULL : strdup(k->topic.s);
+		spool_rewind(k->spool);
+		k->mqtt = mqtt_new(nc, k->spool, on_connect, k);
+		if (!k->mqtt || !k->status_topic)
+			goto fatal;
+		mqtt_set_clock_ok(k->mqtt, k->clock.trusted);
+	} else {
+		mqtt_rebind(k->mqtt, nc);
 	}
+	if (devices_init(k) < 0)
+		goto fatal;
+	if (k->up) {
+		if (k->clock.trusted && setup_agg(k) < 0)
+			goto fatal;
+	} else if (setup_uplink(k) < 0) {
+		goto fatal;
+	}
+	for (size_t i = 0; i < k->nbuses; i++)
+		if (bus_start(k->buses[i]) < 0)
+			goto fatal;
 	on_connect(k);    /* new meta for the new devices (no-op when offline) */
-	log_notice("reload: %zu buses, %zu devices running", k->conf->nbuses, k->conf->ndevices);
+	log_notice("reload: %zu buses (%u kept running), %zu devices", k->nbuses, kept, k->conf->ndevices);
+	return 0;
+fatal:
+	log_err("reload: cannot start the new configuration; stopping");
+	return -1;
 }
 
 /* The periodic summary line: what an operator wants from the counters. */
@@ -750,13 +840,18 @@ int loop_run(struct conf *c, const char *path)
 			while (read(k.sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
 					sd_notify(0, "RELOADING=1");
-					reload(&k);
+					if (reload(&k) < 0) {
+						running = false;
+						break;
+					}
 					sd_notify(0, "READY=1");
 				} else {
 					log_notice("signal %u: stopping", si.ssi_signo);
 					running = false;
 				}
 			}
+			if (!running)
+				break;
 		}
 		if (pfd[0].revents & POLLIN) {
 			/* at once when due or the queue is half full, else at drain_due() */

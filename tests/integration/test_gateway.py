@@ -309,3 +309,38 @@ def test_tcp_endpoint_restart_reconnects(site):
     wait_for(lambda: len(site.sub.telemetry("air1")) > n, 40, what="telemetry after reconnect")
     wait_for(lambda: site.sub.select("status", "air1")[-1][1]["online"] is True, 20, what="air1 online")
     assert "link back up" in site.gw.logtext() or "responding again" in site.gw.logtext()
+
+
+def test_sighup_reload_keeps_unchanged_buses_and_refuses_broken_config(site):
+    import signal as sig
+    wait_for(lambda: len(site.sub.telemetry("rmix")) >= 2 and len(site.sub.telemetry("do1")) >= 2, 20,
+             what="telemetry")
+    with open(site.conf) as f:
+        good = f.read()
+    # a broken file: every error logged as file:line, the old configuration runs on
+    with open(site.conf, "w") as f:
+        f.write(good.replace("interval = 0.5; offline_after = 2; backoff_max = 2; },\n  { name = \"air1\"",
+                             "interval = 0; offline_after = 2; backoff_max = 2; },\n  { name = \"air1\"")
+                .replace('parity = "E";', 'parity = "X";'))
+    site.gw.proc.send_signal(sig.SIGHUP)
+    wait_for(lambda: "the running configuration stays" in site.gw.logtext(), 10, what="reload refused")
+    log = site.gw.logtext()
+    assert "reload: %s:" % site.conf in log and "interval must be" in log and "parity" in log
+    n = len(site.sub.telemetry("do1"))
+    wait_for(lambda: len(site.sub.telemetry("do1")) >= n + 3, 10, what="telemetry after the refused reload")
+    # a valid change to the TCP bus only: the RTU bus and its port stay as they are;
+    # a device that was not there before starts publishing
+    changed = good.replace("response_timeout = 0.3; },\n  { name = \"rtu0\"",
+                           "response_timeout = 0.4; },\n  { name = \"rtu0\"")
+    changed = changed.replace('  { name = "rmix";', '  { name = "do2";  bus = "tcp0"; unit = 56; profile = "s-rjy-01"; '
+                              'interval = 0.5; enabled = false; },\n  { name = "rmix";')
+    assert changed != good
+    with open(site.conf, "w") as f:
+        f.write(changed)
+    site.gw.proc.send_signal(sig.SIGHUP)
+    wait_for(lambda: "(1 kept running)" in site.gw.logtext(), 10, what="reload applied")
+    assert "refuses RS-485 mode" in site.gw.logtext() and site.gw.logtext().count("refuses RS-485 mode") == 1
+    n = len(site.sub.telemetry("rmix"))
+    wait_for(lambda: len(site.sub.telemetry("rmix")) >= n + 3 and len(site.sub.telemetry("mix1")) > 0, 10,
+             what="telemetry after the reload")
+    assert site.gw.alive()
