@@ -2,7 +2,9 @@
 """agrigw's benchmark: `make bench` (full, minutes) and `make bench-smoke` (seconds).
 
 usage: bench.py [--smoke] [--only a,b,store,drain] [--out FILE] [--warmup S] [--window S]
-                [--drain-windows N] [--callgrind FILE --callgrind-seconds S]
+                [--drain-windows N] [--store-seconds S] [--json FILE]
+       bench.py --only b --callgrind FILE [--warmup S] [--window S]
+                (the daemon under valgrind's callgrind for workload (b), then the top costs)
 
 Everything runs on loopback: mosquitto on a free port, one agrigw-sim per
 Modbus TCP bus, the daemon, a counting MQTT subscriber, and for the drain
@@ -479,6 +481,11 @@ def main():
         k = only[0]
         r = run_workload(k, wls[k], args.warmup, args.window, callgrind=args.callgrind)
         print(json.dumps(r, indent=1))
+        # the top costs, self and inclusive (instructions; syscalls and their CPU time)
+        for incl in ("no", "yes"):
+            p = subprocess.run(["callgrind_annotate", "--inclusive=" + incl, args.callgrind],
+                               capture_output=True, text=True)
+            print("\n".join(p.stdout.splitlines()[:60]))
         return 0
     for k in ("a", "b"):
         if k in only:

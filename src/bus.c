@@ -55,7 +55,12 @@ struct dev_state {
 	int index;                       /* into conf->devices */
 	const struct device_conf *dc;
 	const struct profile *prof;
-	struct plan plan;
+	/* its plan (plan.c) at its own size: a struct plan has room for
+	 * CONF_MAX_POINTS requests, 1.8 KB a device, most of a big site's heap */
+	struct plan_request *req;        /* owned; 'order' lives in the same block */
+	size_t nreq;
+	uint16_t *order;
+	size_t npoints;
 	int64_t due;                     /* monotonic ms */
 	unsigned fails;                  /* failed polls in a row */
 	bool offline;
@@ -146,7 +151,8 @@ static const struct backend tcp_backend = { tcp_create, tcp_open };
 struct bus *bus_new(const struct conf *c, int bus_index, struct queue *q)
 {
 	struct bus *b = calloc(1, sizeof(*b));
-	size_t n = 0, k = 0;
+	struct plan plan;
+	size_t n = 0;
 
 	if (!b)
 		return NULL;
@@ -175,18 +181,25 @@ struct bus *bus_new(const struct conf *c, int bus_index, struct queue *q)
 
 		if (dc->bus != bus_index || !dc->enabled)
 			continue;
-		d = &b->devs[k++];
+		d = &b->devs[b->ndevs++];
 		d->index = (int) i;
 		d->dc = dc;
 		d->prof = &c->profiles[dc->profile];
-		if (plan_build(d->prof->points, d->prof->npoints, dc->max_registers, dc->max_gap, &d->plan) < 0) {
+		if (plan_build(d->prof->points, d->prof->npoints, dc->max_registers, dc->max_gap, &plan) < 0) {
 			/* conf.c rejects such profiles; this is a programmer mistake */
 			log_err("device '%s': profile '%s' cannot be read with max_registers %d",
 				dc->name, d->prof->name, dc->max_registers);
 			goto fail;
 		}
+		d->req = malloc(plan.nreq * sizeof(*d->req) + plan.npoints * sizeof(*d->order) + 1);
+		if (!d->req)
+			goto fail;
+		memcpy(d->req, plan.req, plan.nreq * sizeof(*d->req));
+		d->nreq = plan.nreq;
+		d->order = (uint16_t *) (d->req + plan.nreq);
+		memcpy(d->order, plan.order, plan.npoints * sizeof(*d->order));
+		d->npoints = plan.npoints;
 	}
-	b->ndevs = k;
 	return b;
 fail:
 	bus_free(b);
@@ -334,7 +347,7 @@ static void decode_points(const struct dev_state *d, const struct plan_request *
 			  size_t first, size_t n, struct event *ev)
 {
 	for (size_t j = first; j < first + n; j++) {
-		int pi = d->plan.order[j];
+		int pi = d->order[j];
 		const struct point *p = &d->prof->points[pi];
 		const uint16_t *src = regs + (p->address - r->start);
 		struct event_value *v = &ev->values[pi];
@@ -347,7 +360,7 @@ static void decode_points(const struct dev_state *d, const struct plan_request *
 static void mark_points(const struct dev_state *d, size_t first, size_t n, enum value_state s, struct event *ev)
 {
 	for (size_t j = first; j < first + n; j++)
-		ev->values[d->plan.order[j]].state = (uint8_t) s;
+		ev->values[d->order[j]].state = (uint8_t) s;
 }
 
 /* Poll one device once.  Returns true when it answered at all. */
@@ -359,10 +372,10 @@ static bool poll_device(struct bus *b, struct dev_state *d, struct event *ev, in
 
 	modbus_set_slave(b->ctx, d->dc->unit);
 	modbus_set_response_timeout(b->ctx, (uint32_t) (tmo / 1000), (uint32_t) (tmo % 1000) * 1000);
-	mark_points(d, 0, d->plan.npoints, VAL_NO_REPLY, ev);
+	mark_points(d, 0, d->npoints, VAL_NO_REPLY, ev);
 
-	for (size_t i = 0; i < d->plan.nreq; i++) {
-		struct plan_request *r = &d->plan.req[i];
+	for (size_t i = 0; i < d->nreq; i++) {
+		struct plan_request *r = &d->req[i];
 		enum outcome o;
 
 		if (!r->split) {
@@ -386,7 +399,7 @@ static bool poll_device(struct bus *b, struct dev_state *d, struct event *ev, in
 		}
 		/* split: each point on its own */
 		for (size_t j = r->first_point; j < (size_t) r->first_point + r->npoints; j++) {
-			const struct point *p = &d->prof->points[d->plan.order[j]];
+			const struct point *p = &d->prof->points[d->order[j]];
 			struct plan_request one = { .table = p->table, .start = p->address };
 
 			one.count = (uint16_t) plan_point_width(p);
@@ -653,6 +666,8 @@ void bus_free(struct bus *b)
 	}
 	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
+	for (size_t i = 0; b->devs && i < b->ndevs; i++)
+		free(b->devs[i].req);
 	free(b->devs);
 	free(b);
 }

@@ -575,6 +575,9 @@ static void check_mqtt(struct ctx *x, config_setting_t *root)
 				err(x, s, e.who, "topic_prefix must not contain '+' or '#', got '%s'", m->topic_prefix);
 			else if (m->topic_prefix[0] == '/' || m->topic_prefix[n - 1] == '/')
 				err(x, s, e.who, "topic_prefix must not begin or end with '/', got '%s'", m->topic_prefix);
+			else if (m->topic_prefix[0] == '$')
+				/* brokers keep $ topics for themselves and drop (yet acknowledge) publishes there */
+				err(x, s, e.who, "topic_prefix must not begin with '$', got '%s'", m->topic_prefix);
 		}
 		int_key(x, g, &e, "queue_max", false, 1, 1000000, NULL, &m->queue_max);
 		int_key(x, g, &e, "max_inflight", false, 1, 1000, NULL, &m->max_inflight);

@@ -660,7 +660,7 @@ static void watch_backlog(struct core *k)
 	waiting = st.queued;
 	if (k->store && store_tel_rows(k->store) > waiting)
 		waiting = store_tel_rows(k->store);
-	if (!k->backlog && !st.connected && waiting > 0) {
+	if (!k->backlog && mqtt_away(k->mqtt) && waiting > 0) {
 		log_notice("telemetry backlog growing while the broker is away (%llu waiting)", (unsigned long long) waiting);
 		k->backlog = true;
 	} else if (k->backlog && st.connected && waiting == 0) {
@@ -679,7 +679,7 @@ static void notify_status(struct core *k)
 		   st.connected ? "connected" : "away", st.queued);
 }
 
-static int setup_signals(void)
+static sigset_t handled_signals(void)
 {
 	sigset_t set;
 
@@ -687,10 +687,23 @@ static int setup_signals(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
-	/* blocked here, before any thread exists, so every thread inherits it */
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-		return -errno;
+	return set;
+}
+
+int loop_block_signals(void)
+{
+	sigset_t set = handled_signals();
+
 	signal(SIGPIPE, SIG_IGN);
+	/* before any thread exists, so every thread inherits it; a SIGTERM that
+	 * comes while the configuration is read waits for the loop's signalfd */
+	return -pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static int setup_signals(void)
+{
+	sigset_t set = handled_signals();
+
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 

@@ -7,6 +7,11 @@
 
 #include "conf.h"
 
+/* Block the signals the loop handles (SIGTERM, SIGINT, SIGHUP) and ignore
+ * SIGPIPE.  Called first thing in main(), before any thread and before the
+ * configuration is read.  0 or negative errno. */
+int loop_block_signals(void);
+
 /*
  * Run the gateway with 'c' (ownership passes to the loop; a reload may
  * replace it) loaded from 'path'.  Returns the process exit status.

@@ -76,6 +76,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init(verbose && !check ? LOG_DEBUG_ : LOG_INFO_, words ? 0 : -1);
+	if (!check && loop_block_signals() < 0) {
+		fprintf(stderr, "agrigw: cannot block signals\n");
+		return 1;
+	}
 
 	r = conf_load(path, &c, stderr);
 	if (r != 0) {

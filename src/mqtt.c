@@ -17,6 +17,19 @@
  *
  * No threads: mosquitto_loop_read/_write/_misc are called by the core loop,
  * and callbacks only change this object's state.
+ *
+ * A connection that dies silently (a blackhole, a NAT that forgot it) is
+ * noticed by our own deadline: nothing heard from the broker for 1.5 x
+ * keepalive, the limit the MQTT spec gives the broker for a silent client
+ * (3.1.1, 3.1.2.10).  libmosquitto's own check (mosquitto__check_keepalive,
+ * lib/util_mosq.c in 2.0.11) takes up to 2 x keepalive: it sends PINGREQ
+ * once nothing has come in for a keepalive, resets its "last message in"
+ * time to that moment and gives up only when another full keepalive passes
+ * without a PINGRESP (in whole seconds of its clock, so nearly 2 x keepalive
+ * after the last packet of a busy connection).  On a healthy connection
+ * something arrives at least every keepalive plus one round trip (PUBACKs,
+ * or the PINGRESP to that PINGREQ), which leaves half a keepalive for the
+ * PINGRESP, less the one second granularity of libmosquitto's clock.
  */
 #include <errno.h>
 #include <poll.h>
@@ -32,6 +45,7 @@
 #include "util.h"
 
 #define CONNECT_TIMEOUT_MS 15000
+#define SILENCE_LIMIT_MS(ka_s) ((int64_t) (ka_s) * 1500)   /* 1.5 x keepalive */
 
 struct inflight {
 	int mid;
@@ -60,6 +74,8 @@ struct mqtt {
 	bool reported_down;
 	int64_t down_since;
 	int64_t connect_deadline;
+	int64_t last_rx;      /* connected: when the broker last sent us anything */
+	int64_t silent_ms;    /* how long it had been silent when we gave up */
 	int64_t retry_at;
 	unsigned attempts;
 	char lib_error[256];  /* last error libmosquitto logged (TLS reasons) */
@@ -173,6 +189,12 @@ static const char *reason(struct mqtt *m, int rc)
 
 	if (rc < 0)
 		return mosquitto_connack_string(-rc);
+	if (rc == MOSQ_ERR_KEEPALIVE) {
+		/* libmosquitto 2.0.11's mosquitto_strerror() has no text for it */
+		snprintf(buf, sizeof(buf), "nothing heard from the broker for %.1f s, keepalive %d s",
+			 m->silent_ms / 1000.0, m->mc->keepalive_s);
+		return buf;
+	}
 	if (rc == MOSQ_ERR_TLS && !m->lib_error[0] && m->state == ST_CONNECTED)
 		return "TLS error on the open connection (libmosquitto's reason is logged with -v)";
 	if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || (rc == MOSQ_ERR_ERRNO && m->lib_error[0])) {
@@ -355,6 +377,8 @@ void mqtt_io(struct mqtt *m, short revents)
 		return;
 	if (revents & (POLLIN | POLLERR | POLLHUP))
 		r = mosquitto_loop_read(m->mosq, 1);
+	if (r == MOSQ_ERR_SUCCESS && (revents & POLLIN))
+		m->last_rx = mono_ms();
 	if (r == MOSQ_ERR_SUCCESS && (revents & POLLOUT) && m->mosq)
 		r = mosquitto_loop_write(m->mosq, 1);
 	if (r != MOSQ_ERR_SUCCESS) {
@@ -373,7 +397,14 @@ int64_t mqtt_tick(struct mqtt *m, int64_t now)
 		if (r != MOSQ_ERR_SUCCESS && r != MOSQ_ERR_NO_CONN) {
 			m->lost = true;
 			m->lost_rc = r;
+			m->silent_ms = now - m->last_rx;
 		}
+	}
+	if (m->state == ST_CONNECTED && !m->lost && !m->just_connected &&
+	    now - m->last_rx >= SILENCE_LIMIT_MS(m->mc->keepalive_s)) {
+		m->lost = true;
+		m->lost_rc = MOSQ_ERR_KEEPALIVE;
+		m->silent_ms = now - m->last_rx;
 	}
 	if (m->state == ST_CONNECTING && !m->lost && now >= m->connect_deadline) {
 		m->lost = true;
@@ -406,6 +437,7 @@ int64_t mqtt_tick(struct mqtt *m, int64_t now)
 		if (!log_enabled(LOG_DEBUG_))
 			mosquitto_log_callback_set(m->mosq, NULL);
 		m->attempts = 0;
+		m->last_rx = now;
 		m->st.connects++;
 		m->st.connected = true;
 		if (m->reported_down)
@@ -421,6 +453,8 @@ int64_t mqtt_tick(struct mqtt *m, int64_t now)
 	mqtt_pump(m);
 	if (m->state == ST_CONNECTING)
 		next = m->connect_deadline - now;
+	else if (m->state == ST_CONNECTED && m->last_rx + SILENCE_LIMIT_MS(m->mc->keepalive_s) - now < next)
+		next = m->last_rx + SILENCE_LIMIT_MS(m->mc->keepalive_s) - now;
 	return next < 1000 ? (next > 0 ? next : 0) : 1000;
 }
 
@@ -468,7 +502,7 @@ void mqtt_free(struct mqtt *m)
 		return;
 	client_destroy(m);
 	free(m->fl);
-	memset(m->password, 0, sizeof(m->password));
+	explicit_bzero(m->password, sizeof(m->password));   /* memset() before free() may be optimised away */
 	free(m);
 	if (--lib_init_count == 0)
 		mosquitto_lib_cleanup();

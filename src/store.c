@@ -616,7 +616,8 @@ int store_commit(struct store *s)
 	}
 	/* acknowledgements come nearly in seq order: one statement per run of
 	 * consecutive seqs rather than one per row (a third of the commit's cost) */
-	qsort(s->del, s->ndel, sizeof(*s->del), cmp_u64);
+	if (s->ndel > 1)
+		qsort(s->del, s->ndel, sizeof(*s->del), cmp_u64);   /* del is NULL until the first ack */
 	for (size_t i = 0, j; i < s->ndel; i = j) {
 		for (j = i + 1; j < s->ndel && s->del[j] <= s->del[j - 1] + 1; j++)
 			;

@@ -868,7 +868,8 @@ static int scan_report(struct scan *s, const struct bus_conf *bc, double secs)
 	size_t garbled = s->nhits - s->answered;
 	int r = 0;
 
-	qsort(s->hits, s->nhits, sizeof(*s->hits), hit_cmp);
+	if (s->nhits > 1)
+		qsort(s->hits, s->nhits, sizeof(*s->hits), hit_cmp);
 	for (size_t i = 0; i < s->nhits && r == 0; i++) {
 		const struct hit *h = &s->hits[i];
 		char unit[8], baud[12], parity[2] = { h->parity, '\0' }, ans[CELL_MAX];

@@ -13,7 +13,9 @@
  *   - agg_next_due() and agg_close_due() run, and every emitted window is
  *     JSON with the key "device/point/start".
  * The whole input is the document; jansson stops at its end, so trailing
- * bytes are ignored there and still steer the times.
+ * bytes are ignored there and still steer the times.  The same text also
+ * goes to uplink_retry_after_ms(), the other thing the gateway parses from
+ * a peer (the platform's Retry-After header): -1 or a delay, never less.
  */
 #include <inttypes.h>
 
@@ -22,6 +24,7 @@
 #include "agg.h"
 #include "fuzz.h"
 #include "queue.h"
+#include "uplink.h"
 
 #define START_MS 1795784100000LL     /* 2026-11-27, on a window boundary */
 #define YEAR_MS (366LL * 86400 * 1000)
@@ -116,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = '\0';
 	a = agg_new(&conf, START_MS);
 	FUZZ_ASSERT(a != NULL);
+	FUZZ_ASSERT(uplink_retry_after_ms(text, (time_t) (START_MS / 1000)) >= -1);
 	r = agg_restore(a, text);
 	FUZZ_ASSERT(r >= 0 || r == -EINVAL);
 	(void) agg_next_due(a);

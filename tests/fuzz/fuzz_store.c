@@ -9,7 +9,8 @@
  *     tel, win, batch and meta, columns overwritten, with values of every
  *     SQLite type (NULL, integer, real, text and blobs with any bytes), and
  *     tables re-created without their NOT NULL constraints, as a database
- *     file written by something else could have them;
+ *     file written by something else could have them, and triggers that
+ *     make writes fail the way a full disk does;
  *   mode bit 0 set ("file"): the rest is the database file itself (with
  *     bit 1, a two-byte length splits it into the file and its -wal).
  * Then the store is opened as the daemon opens it and read back the ways
@@ -132,11 +133,18 @@ static void make_rows(struct fuzz_in *in)
 		"DROP TABLE win; CREATE TABLE win(id INTEGER PRIMARY KEY AUTOINCREMENT, key, body, batch)",
 		"DROP TABLE batch; CREATE TABLE batch(id INTEGER PRIMARY KEY AUTOINCREMENT, key)",
 		"INSERT INTO dead(batch_key, status, answer, items, at) VALUES(?,?,?,?,?)",
+		/* writes that fail, as on a full disk or a failing card */
+		"CREATE TRIGGER IF NOT EXISTS f1 BEFORE DELETE ON batch BEGIN SELECT RAISE(ABORT, 'refused'); END",
+		"CREATE TRIGGER IF NOT EXISTS f2 BEFORE INSERT ON tel BEGIN SELECT RAISE(ABORT, 'full'); END",
+		"CREATE TRIGGER IF NOT EXISTS f3 BEFORE DELETE ON win BEGIN SELECT RAISE(ABORT, 'refused'); END",
+		"CREATE TRIGGER IF NOT EXISTS f4 BEFORE INSERT ON batch BEGIN SELECT RAISE(ABORT, 'full'); END",
 	};
-	static const int nparams[] = { 3, 3, 2, 1, 1, 1, 1, 1, 2, 0, 0, 0, 5 };
+	static const int nparams[] = { 3, 3, 2, 1, 1, 1, 1, 1, 2, 0, 0, 0, 5, 0, 0, 0, 0 };
 	struct store *s = store_open(dir, 64 << 20);
 	sqlite3 *h;
 	int ops = fuzz_u8(in) % MAX_OPS;
+
+	_Static_assert(sizeof(nparams) / sizeof(nparams[0]) == sizeof(sql) / sizeof(sql[0]), "one count per statement");
 
 	FUZZ_ASSERT(s != NULL);
 	store_close(s);

@@ -237,3 +237,35 @@ def test_tls_refused_then_fixed(pki, cert, cause):
         wait_for(lambda: "reachable again" in s.gw.logtext(), 10, what="recovery logged")
     finally:
         assert s.close() == 0
+
+
+def test_kill9_loop_no_window_and_no_seq_missing(pki):
+    import random
+    import signal
+    s = Site(pki, start=False)
+    rnd = random.Random(11)
+    started = time.time() * 1000
+    try:
+        # 20 hard kills, during polls, commits and uploads
+        for i in range(20):
+            s.gw = Gateway(s.dir, s.conf, args=("-d",))
+            time.sleep(rnd.uniform(0.5, 4.0))
+            s.gw.proc.send_signal(signal.SIGKILL)
+            s.gw.proc.wait()
+            s.gw.log.close()
+        s.gw = Gateway(s.dir, s.conf, args=("-d",))
+        final = time.time() * 1000
+        first = (int(started) // WINDOW_MS + 1) * WINDOW_MS
+        last = closed_by(final + 3000)
+        wait_for(lambda: all_arrived(s, first, last), 60, what="every window after the kills")
+        ids = [ident(w) for k, w in s.sink.windows()]
+        keys = {}
+        for k, w in s.sink.windows():
+            keys.setdefault(ident(w), set()).add(k)
+        assert all(len(v) == 1 for v in keys.values()), "a window under two keys"
+        wait_for(lambda: [b for b in s.sub.telemetry() if b["ts"] > final + 2000], 30, what="live telemetry")
+        seqs = sorted({b["seq"] for b in s.sub.telemetry()})
+        assert seqs == list(range(seqs[0], seqs[-1] + 1)), "a telemetry seq is missing"
+        assert len(ids) >= len(POINTS) * 4
+    finally:
+        assert s.close() == 0
