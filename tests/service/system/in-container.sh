@@ -143,7 +143,7 @@ check "still publishing" sh -c \
 		-C 1 -W 20 | grep '\"values\"'"
 cp /root/agrigw.conf.good "$CONF"
 check "reload with the good file again" systemctl reload agrigw
-check "... applied: 'reload: 3 buses, 5 devices running'" wait_for 20 found -g 'reload: 3 buses, 5 devices running'
+check "... applied: 'reload: 3 buses (3 kept running), 5 devices'" wait_for 20 found -g 'reload: 3 buses \(3 kept running\), 5 devices'
 check "... same process" [ "$(prop MainPID)" = "$pid" ]
 
 echo "== start with a broken configuration"
