@@ -35,6 +35,7 @@ import datetime
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -279,6 +280,33 @@ def run_storebench(seconds):
 
 # ---- the backlog drain -------------------------------------------------------
 
+class Sink(HttpsSink):
+    """HttpsSink running another script with https_sink.py's command line (fast_sink.py)."""
+
+    def __init__(self, workdir, certfile, keyfile, script, name="sink"):
+        self.dir = workdir
+        self.logpath = os.path.join(workdir, name + "-requests.jsonl")
+        self.control = os.path.join(workdir, name + ".sock")
+        args = ["/usr/bin/python3", script, "--cert", certfile, "--key", keyfile, "--port", "0",
+                "--log", self.logpath, "--control", self.control]
+        self.errlog = open(os.path.join(workdir, name + ".log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog)
+        r, _, _ = select.select([self.proc.stdout], [], [], 15)
+        line = self.proc.stdout.readline().decode().strip() if r else ""
+        m = re.match(r"READY (\d+)$", line)
+        if not m:
+            self.stop()
+            raise RuntimeError("sink %s did not start: %r" % (script, line))
+        self.port = int(m.group(1))
+        self.url = "https://127.0.0.1:%d/ingest" % self.port
+
+
+SINKS = {
+    "fast": os.path.join(HERE, "fast_sink.py"),
+    "https_sink": os.path.join(REPO, "tests", "integration", "https_sink.py"),
+}
+
+
 class SinkLog:
     """Reads the sink's request log as it grows: windows in batches answered ok, by key."""
 
@@ -314,10 +342,10 @@ class SinkLog:
         return sum(self.keys.values())
 
 
-def run_drain(n):
+def run_drain(n, sink_name="fast"):
     d = make_workdir()
     broker = sink = gw = None
-    res = dict(windows=n)
+    res = dict(windows=n, sink=sink_name)
     try:
         state = os.path.join(d, "state")
         p = subprocess.run([os.path.join(BUILD, "storebench"), "fill", state, str(n)],
@@ -327,7 +355,7 @@ def run_drain(n):
         res["fill"] = json.loads(p.stdout.strip().splitlines()[-1])
         ca_key, ca_crt = make_ca(d, "bench")
         key, crt = make_server_cert(d, ca_key, ca_crt)
-        sink = HttpsSink(d, crt, key)
+        sink = Sink(d, crt, key, SINKS[sink_name])
         broker = Broker(d, persistence=False).start()
         conf = os.path.join(d, "drain.conf")
         w = dict(devices=1, blocks=1, interval=1.0, buses=1)
@@ -339,12 +367,14 @@ def run_drain(n):
         pid = gw.proc.pid
         got = 0
         deadline = t0 + max(120.0, n / 500.0)
+        sink0 = proc_cpu(sink.proc.pid)[0]
         while got < n and time.monotonic() < deadline and gw.alive():
             time.sleep(0.05)
             cpu = proc_cpu(pid)
             got = log.poll()
         t1 = time.monotonic()
         res.update(delivered=got, seconds=t1 - t0, per_s=got / (t1 - t0), cpu_s=cpu[0],
+                   sink_cpu_s=proc_cpu(sink.proc.pid)[0] - sink0,
                    batches=len(log.keys), hwm_kib=vm_hwm_kib(pid) if gw.alive() else 0,
                    sink_seconds=(log.last - log.first) if log.first is not None else 0.0)
         if got < n:
@@ -441,9 +471,10 @@ def report(results, args):
                  "and deleted by the next commit)" % st[1000]["payload_bytes"])
     dr = results.get("drain")
     if dr:
-        L.append("backlog drain, %d windows to https_sink.py: %.0f windows/s (%.1f s from start, %d batches, "
-                 "agrigw CPU %.2f s, peak RSS %.2f MiB)   target >= %.0f: %s" % (
-                     dr["windows"], dr["per_s"], dr["seconds"], dr["batches"], dr["cpu_s"], dr["hwm_kib"] / 1024.0,
+        L.append("backlog drain, %d windows to %s: %.0f windows/s (%.1f s from start, %d batches, "
+                 "agrigw CPU %.2f s, sink CPU %.2f s, agrigw peak RSS %.2f MiB)   target >= %.0f: %s" % (
+                     dr["windows"], os.path.basename(SINKS[dr["sink"]]), dr["per_s"], dr["seconds"], dr["batches"], dr["cpu_s"], dr["sink_cpu_s"],
+                     dr["hwm_kib"] / 1024.0,
                      TARGET_DRAIN, mark(dr["per_s"] >= TARGET_DRAIN)))
     return "\n".join(L) + "\n"
 
@@ -458,6 +489,9 @@ def main():
     ap.add_argument("--window", type=float)
     ap.add_argument("--drain-windows", type=int)
     ap.add_argument("--store-seconds", type=float)
+    ap.add_argument("--sink", choices=sorted(SINKS), default="fast",
+                    help="the drain's HTTPS sink: fast_sink.py (default; https_sink.py with TCP_NODELAY) "
+                    "or https_sink.py itself")
     ap.add_argument("--callgrind", help="run the daemon under callgrind, workload --only, output to this file")
     ap.add_argument("--json", help="write the raw results here")
     args = ap.parse_args()
@@ -496,7 +530,7 @@ def main():
         results["store"] = run_storebench(args.store_seconds)
     if "drain" in only:
         print("bench: drain of %d windows ..." % args.drain_windows, file=sys.stderr, flush=True)
-        results["drain"] = run_drain(args.drain_windows)
+        results["drain"] = run_drain(args.drain_windows, args.sink)
     text = report(results, args)
     sys.stdout.write(text)
     outs = [args.out] if args.out else (

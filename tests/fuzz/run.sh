@@ -22,6 +22,10 @@ secs=$2
 shift 2
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1}
+# the targets' scratch files (on tmpfs when there is one), gone afterwards
+# even when a target crashed before cleaning up
+scratch=$(mktemp -d /dev/shm/agrigw-fuzz-run.XXXXXX 2>/dev/null || mktemp -d) || exit 2
+trap 'rm -rf "$scratch"' EXIT INT TERM
 failed=0
 for name in "$@"; do
 	bin=$dir/$name
@@ -34,7 +38,7 @@ for name in "$@"; do
 	fi
 	mkdir -p "$corpus"
 	[ -d "$here/$name" ] && cp "$here/$name"/* "$corpus"/ 2>/dev/null
-	"$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+	TMPDIR=$scratch "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$dir/$name-" "$corpus" >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

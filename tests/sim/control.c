@@ -93,6 +93,7 @@ static void stats(struct sim_model *m, struct dbuf *out)
 	json_object_set_new(root, "bad_frames", json_integer((json_int_t) m->bad_frames));
 	json_object_set_new(root, "ignored", json_integer((json_int_t) m->ignored));
 	json_object_set_new(root, "clients", json_integer((json_int_t) m->clients));
+	json_object_set_new(root, "resets", json_integer((json_int_t) m->resets));
 	json_object_set_new(root, "units", units);
 	s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
 	if (s) {
@@ -107,7 +108,7 @@ static void stats(struct sim_model *m, struct dbuf *out)
 static const char HELP[] =
 	"ok commands: silence UNIT on|off; exception UNIT ADDR CODE; badcrc UNIT N; "
 	"garbage UNIT N; delay UNIT MS; wrongunit UNIT N; truncate UNIT N; "
-	"set DEVICE POINT VALUE; get DEVICE POINT; clear UNIT|all; stats; reset-stats; help";
+	"set DEVICE POINT VALUE; get DEVICE POINT; clear UNIT|all; reset; stats; reset-stats; help";
 
 static void clear_faults(struct sim_dev *d)
 {
@@ -142,6 +143,15 @@ void control_exec(struct sim_model *m, char *line, struct dbuf *out)
 			memset(&m->devs[i].st, 0, sizeof(m->devs[i].st));
 		m->bad_frames = m->ignored = 0;
 		dbuf_printf(out, "ok reset-stats\n");
+		return;
+	}
+	if (strcmp(cmd, "reset") == 0 && argc == 1) {
+		if (m->rtu) {
+			dbuf_printf(out, "error reset: only TCP connections can be reset\n");
+			return;
+		}
+		m->reset_pending = true;
+		dbuf_printf(out, "ok reset\n");
 		return;
 	}
 	if (strcmp(cmd, "help") == 0) {

@@ -316,6 +316,27 @@ static int rtu_open(struct app *a)
 
 /* ---- control ---------------------------------------------------------------- */
 
+/* "reset": every TCP client is cut off with a reset (RST, no FIN), as by a
+ * device or Modbus gateway that reboots.  Replies already made are written
+ * first; delayed ones are dropped with the connection. */
+static void reset_clients(struct app *a)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	size_t i;
+
+	a->m.reset_pending = false;
+	for (i = 0; i < a->nconns; i++) {
+		struct conn *c = a->conns[i];
+
+		if (c->kind != C_TCP || c->dead)
+			continue;
+		conn_write(a, c);
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		c->dead = true;              /* closed by reap(): the reset goes out */
+		a->m.resets++;
+	}
+}
+
 static void ctl_read(struct app *a, struct conn *c)
 {
 	ssize_t n;
@@ -347,6 +368,8 @@ static void ctl_read(struct app *a, struct conn *c)
 			if (c->in[0] != '\0' && strcmp((char *) c->in, "stats") != 0)
 				sim_log("control: %s", (char *) c->in);
 			control_exec(&a->m, (char *) c->in, &c->out);
+			if (a->m.reset_pending)
+				reset_clients(a);
 		}
 		memmove(c->in, nl + 1, c->inlen - linelen - 1);
 		c->inlen -= linelen + 1;

@@ -71,6 +71,8 @@ struct sim_model {
 	uint64_t bad_frames;     /* undecodable input (RTU CRC errors, bad MBAP) */
 	uint64_t ignored;        /* frames for units nobody simulates, broadcasts */
 	unsigned clients;        /* TCP clients connected now */
+	bool reset_pending;      /* "reset" asked for: sim.c cuts the TCP clients off */
+	uint64_t resets;         /* TCP connections reset on command */
 };
 
 /* A growable byte buffer. */

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import (Broker, HttpsSink, Subscriber, free_port, port_open,  # noqa: E402
+from harness import (BUILD, Broker, HttpsSink, Sim, Subscriber, free_port, port_open,  # noqa: E402
                      wait_for)
 
 
@@ -175,3 +175,53 @@ class ProcSampler:
     def stop(self):
         self.stopped.set()
         self.t.join(2)
+
+
+class NetSim(Sim):
+    """agrigw-sim serving a TCP bus on HOST (harness.Sim listens on 127.0.0.1 only)."""
+
+    def __init__(self, workdir, conf, bus, host):
+        self.dir = workdir
+        self.values_file = os.path.join(workdir, "values-%s.json" % bus)
+        self.control = os.path.join(workdir, "sim-%s.sock" % bus)
+        args = [os.path.join(BUILD, "agrigw-sim"), "-f", conf, "--bus", bus,
+                "--values", self.values_file, "--control", self.control, "--quiet",
+                "--tcp", "%s:0" % host]
+        self.log = open(os.path.join(workdir, "sim-%s.log" % bus), "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        line = self._readline(15)
+        m = re.match(r"READY tcp (\d+)", line or "")
+        if not m:
+            self.stop()
+            raise RuntimeError("simulator did not start: %r" % line)
+        self.port = int(m.group(1))
+
+
+class ConnWatch:
+    """Polls the lab router's record of connection attempts to the broker;
+    keeps the time each attempt was first seen."""
+
+    def __init__(self, lab, every=0.5):
+        self.lab = lab
+        self.every = every
+        self.first_seen = {}
+        self.stopped = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stopped.is_set():
+            try:
+                now = time.time()
+                for k in self.lab.connects():
+                    self.first_seen.setdefault(k, now)
+            except (RuntimeError, ValueError, OSError):
+                pass
+            self.stopped.wait(self.every)
+
+    def between(self, t0, t1):
+        return sorted(t for t in list(self.first_seen.values()) if t0 <= t <= t1)
+
+    def stop(self):
+        self.stopped.set()
+        self.t.join(5)
