@@ -281,3 +281,28 @@ bench: $(BENCH_BINS)
 
 bench-smoke: $(BENCH_BINS)
 	$(Q)AGRIGW_BUILD=$(B) /usr/bin/python3 bench/bench.py --smoke
+
+# --- Soak and flaky-link runs (tests/soak/; as root: network namespaces, nft) ---
+# `make soak` runs tests/soak/soak.py for SOAK_SECONDS (default 7200) with
+# BLACKHOLE_SECONDS (default 300) blackholes; `make soak-ci` is the 10-minute
+# version .ci/run uses (90 s blackhole); `make flaky-link` runs the link
+# scenarios alone (30 % loss, a BLACKHOLE_SECONDS blackhole, the NAT forgetting
+# connections), some 11 minutes.  Each prints its table and writes it to
+# $(B)/soak-report.txt, soak-ci-report.txt or flaky-link-report.txt.
+.PHONY: soak soak-ci flaky-link deps-soak
+SOAK_SECONDS ?= 7200
+BLACKHOLE_SECONDS ?= 300
+deps-soak: deps
+	$(Q)sh tests/deps.sh iproute2 nftables conntrack
+
+soak: deps-soak all
+	$(Q)AGRIGW_BUILD=$(B) /usr/bin/python3 tests/soak/soak.py --seconds $(SOAK_SECONDS) \
+		--blackhole $(BLACKHOLE_SECONDS) --report $(B)/soak-report.txt
+
+soak-ci: deps-soak all
+	$(Q)AGRIGW_BUILD=$(B) /usr/bin/python3 tests/soak/soak.py --seconds 600 --blackhole 90 \
+		--report $(B)/soak-ci-report.txt
+
+flaky-link: deps-soak all
+	$(Q)AGRIGW_BUILD=$(B) /usr/bin/python3 tests/soak/soak.py --flaky-only \
+		--blackhole $(BLACKHOLE_SECONDS) --report $(B)/flaky-link-report.txt

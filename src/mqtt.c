@@ -75,7 +75,7 @@ struct mqtt {
 	int64_t down_since;
 	int64_t connect_deadline;
 	int64_t last_rx;      /* connected: when the broker last sent us anything */
-	int64_t silent_ms;    /* how long it had been silent when we gave up */
+	int64_t silent_ms;    /* how long it had been silent when we gave up; -1: still connecting */
 	int64_t retry_at;
 	unsigned attempts;
 	char lib_error[256];  /* last error libmosquitto logged (TLS reasons) */
@@ -190,9 +190,13 @@ static const char *reason(struct mqtt *m, int rc)
 	if (rc < 0)
 		return mosquitto_connack_string(-rc);
 	if (rc == MOSQ_ERR_KEEPALIVE) {
-		/* libmosquitto 2.0.11's mosquitto_strerror() has no text for it */
-		snprintf(buf, sizeof(buf), "nothing heard from the broker for %.1f s, keepalive %d s",
-			 m->silent_ms / 1000.0, m->mc->keepalive_s);
+		/* libmosquitto 2.0.11's mosquitto_strerror() has no text for it; its own
+		 * check also ends a connect attempt unanswered for a keepalive */
+		if (m->silent_ms < 0)
+			snprintf(buf, sizeof(buf), "no answer within the keepalive, %d s", m->mc->keepalive_s);
+		else
+			snprintf(buf, sizeof(buf), "nothing heard from the broker for %.1f s, keepalive %d s",
+				 m->silent_ms / 1000.0, m->mc->keepalive_s);
 		return buf;
 	}
 	if (rc == MOSQ_ERR_TLS && !m->lib_error[0] && m->state == ST_CONNECTED)
@@ -397,7 +401,7 @@ int64_t mqtt_tick(struct mqtt *m, int64_t now)
 		if (r != MOSQ_ERR_SUCCESS && r != MOSQ_ERR_NO_CONN) {
 			m->lost = true;
 			m->lost_rc = r;
-			m->silent_ms = now - m->last_rx;
+			m->silent_ms = m->state == ST_CONNECTED ? now - m->last_rx : -1;
 		}
 	}
 	if (m->state == ST_CONNECTED && !m->lost && !m->just_connected &&

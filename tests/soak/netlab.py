@@ -29,7 +29,9 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import subprocess
+import time
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -98,7 +100,7 @@ class Netlab:
         self.sysctl("mid", "net.netfilter.nf_conntrack_tcp_timeout_established", self.nat_idle_s)
         self.nft("mid", """
 table inet lab {
-  set mqtt_syn { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 4h; }
+  set mqtt_syn { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 4h; size 65535; }
   chain c_pre {
     type filter hook prerouting priority -150; policy accept;
     ct state invalid counter drop
@@ -183,22 +185,23 @@ table inet lab {
         return 0
 
     # -- connection attempts to the broker, seen by the router ------------------
+    SET_TIMEOUT_S = 4 * 3600
+
     def watch_connects(self, port):
-        """Record every new TCP connection from gw to srv:PORT (source address and port)."""
+        """Record every new TCP connection from gw to srv:PORT (source address and
+        port).  'add' does not refresh an element's timeout when its SYN is sent
+        again, so the time left tells when the attempt began."""
         self.watch_port = port
         self.nft("mid", 'add rule inet lab c_fwd ip daddr %s tcp dport %d tcp flags & (syn | ack) == syn '
-                        'update @mqtt_syn { ip saddr . tcp sport }\n' % (SRV_ADDR, port))
+                        'add @mqtt_syn { ip saddr . tcp sport }\n' % (SRV_ADDR, port))
 
     def connects(self):
-        """The set of (address, port) of every connection attempt so far."""
-        out = run(["ip", "netns", "exec", self.ns["mid"], "nft", "-j", "list", "set", "inet", "lab", "mqtt_syn"])
-        got = set()
-        for item in json.loads(out)["nftables"]:
-            s = item.get("set")
-            if not s:
-                continue
-            for el in s.get("elem", []):
-                v = el["elem"]["val"] if isinstance(el, dict) and "elem" in el else el
-                if isinstance(v, dict) and "concat" in v:
-                    got.add(tuple(v["concat"]))
+        """{(address, port): time.time() of its first SYN} for the attempts of the last 4 h."""
+        now = time.time()
+        out = run(["ip", "netns", "exec", self.ns["mid"], "nft", "list", "set", "inet", "lab", "mqtt_syn"])
+        got = {}
+        for addr, port, left in re.findall(r"([\d.]+) \. (\d+) expires ((?:\d+(?:h|ms|m|s))+)", out):
+            secs = sum(int(n) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u]
+                       for n, u in re.findall(r"(\d+)(h|ms|m|s)", left))
+            got[(addr, int(port))] = now - (self.SET_TIMEOUT_S - secs)
         return got

@@ -198,10 +198,10 @@ class NetSim(Sim):
 
 
 class ConnWatch:
-    """Polls the lab router's record of connection attempts to the broker;
-    keeps the time each attempt was first seen."""
+    """Polls the lab router's record of connection attempts to the broker
+    (netlab.Netlab.connects()): when each attempt sent its first SYN."""
 
-    def __init__(self, lab, every=0.5):
+    def __init__(self, lab, every=2.0):
         self.lab = lab
         self.every = every
         self.first_seen = {}
@@ -212,9 +212,8 @@ class ConnWatch:
     def _run(self):
         while not self.stopped.is_set():
             try:
-                now = time.time()
-                for k in self.lab.connects():
-                    self.first_seen.setdefault(k, now)
+                for k, t in self.lab.connects().items():
+                    self.first_seen.setdefault(k, t)
             except (RuntimeError, ValueError, OSError):
                 pass
             self.stopped.wait(self.every)
