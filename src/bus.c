@@ -280,8 +280,13 @@ static bool link_ensure(struct bus *b, int64_t now)
 {
 	int r;
 
-	if (b->link_up)
+	if (b->link_up) {
+		/* a serial port stays ours: another root process (a technician's
+		 * tool) may have cleared the exclusive flag when it closed the port */
+		if (b->bc->type == BUS_RTU)
+			(void) ioctl(modbus_get_socket(b->ctx), TIOCEXCL);
 		return true;
+	}
 	if (now < b->link_retry_at)
 		return false;
 	r = b->be->open(b);

@@ -298,7 +298,12 @@ def test_busy_port_held_by_the_daemon(site):
         def busy():
             r = run("read", "--port", site.pty.a, "--unit", 1, "--addr", 0)
             return r.returncode == 1 and BUSY in r.stderr and r
-        r = wait_for(busy, 20, step=0.2, what="the daemon to hold the port")
+        try:
+            r = wait_for(busy, 20, step=0.2, what="the daemon to hold the port")
+        except AssertionError:
+            last = run("read", "--port", site.pty.a, "--unit", 1, "--addr", 0)
+            raise AssertionError("the daemon does not hold the port; tool: %r; daemon log:\n%s"
+                                 % (last.stderr, gw.logtext()))
         assert one_line_error(r) == "agrigw: %s: %s" % (site.pty.a, BUSY)
         assert site.rtu.stats()["bad_frames"] == 0
     finally:
