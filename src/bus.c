@@ -18,6 +18,14 @@
  * Modbus exception is split into per-point reads for good, so one point a
  * firmware refuses does not spoil its neighbours.
  *
+ * A Modbus TCP connection on which SILENT_RECONNECT polls in a row got no
+ * reply at all (only timeouts, from every device behind it) is closed and
+ * opened again: a NAT or a 4G carrier that forgot the connection drops its
+ * packets without a reset, and the kernel would hold on to it for a quarter
+ * of an hour (net.ipv4.tcp_retries2).  One device answering proves the
+ * connection alive, so a single dead sensor behind a working Modbus TCP
+ * converter costs at most a reconnect per few back-off probes.
+ *
  * RTU and TCP differ only in how the context is made and opened, a private
  * table of two function pointers (the way libmodbus hides its own backends).
  *
@@ -53,6 +61,7 @@
 
 #define LINK_RETRY_MIN_MS 1000
 #define LINK_RETRY_MAX_MS 30000
+#define SILENT_RECONNECT 3               /* silent polls before a TCP reconnect */
 
 struct dev_state {
 	int index;                       /* into conf->devices */
@@ -89,6 +98,8 @@ struct bus {
 	unsigned link_fails;
 	int64_t link_retry_at;
 	char link_error[384];
+	unsigned silent_polls;           /* TCP: polls in a row that heard nothing */
+	bool silence_reported;           /* the reconnect logged, until a reply */
 	struct dev_state *devs;
 	size_t ndevs;
 	uint64_t queue_refused;
@@ -445,6 +456,34 @@ static void describe_error(int e, char *buf, size_t size)
 		snprintf(buf, size, "%s", modbus_strerror(e));
 }
 
+/*
+ * TCP: 'heard' is false after a poll that only timed out on an open
+ * connection.  After SILENT_RECONNECT of those in a row the connection is
+ * dropped and the next poll opens a new one.
+ */
+static void check_silence(struct bus *b, bool heard)
+{
+	if (heard || !b->link_up) {
+		if (heard && b->silence_reported && b->link_up)
+			log_notice("bus '%s': replies again on the new connection", b->bc->name);
+		if (heard)
+			b->silence_reported = false;
+		b->silent_polls = 0;
+		return;
+	}
+	if (++b->silent_polls < SILENT_RECONNECT)
+		return;
+	if (!b->silence_reported)
+		log_warn("bus '%s': no reply on the TCP connection to %s:%d for %u polls; reconnecting "
+			 "(a NAT or carrier may have dropped it)", b->bc->name, b->bc->host, b->bc->port, b->silent_polls);
+	else
+		log_debug("bus '%s': still no reply; reconnecting", b->bc->name);
+	b->silence_reported = true;
+	b->silent_polls = 0;
+	link_close(b);
+	b->link_retry_at = 0;
+}
+
 static void run_device(struct bus *b, struct dev_state *d, int64_t now)
 {
 	struct event *ev = event_new(EV_READING, d->prof->npoints);
@@ -464,6 +503,8 @@ static void run_device(struct bus *b, struct dev_state *d, int64_t now)
 		err = 0;
 	ev->device = d->index;
 	ev->mono_ms = mono_ms();
+	if (b->bc->type == BUS_TCP)
+		check_silence(b, answered || (err && err != ETIMEDOUT));
 
 	/* garbage on the wire: say so once, then only count, until a clean poll */
 	if (d->bad_frames > frames_before && !d->frame_trouble) {

@@ -187,8 +187,16 @@ static const char *reason(struct mqtt *m, int rc)
 {
 	static char buf[384];
 
-	if (rc < 0)
+	if (rc < 0) {
+		/* CONNACK 4 (bad user name or password), 5 (not authorised): say where
+		 * the credentials come from */
+		if (-rc == 4 || -rc == 5) {
+			snprintf(buf, sizeof(buf), "%s (check mqtt.username and mqtt.password_file%s)",
+				 mosquitto_connack_string(-rc), m->mc->username[0] ? "" : ": none set");
+			return buf;
+		}
 		return mosquitto_connack_string(-rc);
+	}
 	if (rc == MOSQ_ERR_KEEPALIVE) {
 		/* libmosquitto 2.0.11's mosquitto_strerror() has no text for it; its own
 		 * check also ends a connect attempt unanswered for a keepalive */

@@ -84,6 +84,7 @@ class State:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True      # answers leave at once (keep-alive, small writes)
     server_version = "https_sink/1"
 
     def log_message(self, fmt, *args):

@@ -8,10 +8,16 @@ times (to within a second), flagged, none missing, none doubled, no burst.
 import os
 import time
 
-from harness import Gateway, wait_for
+from harness import VALGRIND, Gateway, wait_for
 from test_uplink import POINTS, WINDOW_MS, Site, ident, pki, telemetry  # noqa: F401 (pki: fixture)
 
 BEHIND_MS = 3 * 3600 * 1000
+# Under valgrind (make check-valgrind) the daemon runs some twenty times
+# slower: a poll may slip past its 0.5 s slot.  The checks of that run are
+# about memory; these bounds keep "none missing, no burst" meaningful there.
+GAP_MAX = 1200 if VALGRIND else 650
+WINDOW_MIN = 14 if VALGRIND else 18
+HELD_MIN = 30 if VALGRIND else 40
 
 
 class ClockSite(Site):
@@ -55,11 +61,11 @@ def test_readings_before_sync_get_true_times(pki):
             live = [b for b in tele if "clock" not in b]
             assert all(b.get("historical") is True for b in held)
             # 0.5 s polls for ~25 s before the sync: all there, true times, no burst
-            assert 40 <= len(held) <= 56, len(held)
+            assert HELD_MIN <= len(held) <= 56, len(held)
             assert abs(held[0]["ts"] - started) < 3000, (held[0]["ts"], started)
             assert abs(held[-1]["ts"] - synced_at) < 2000, (held[-1]["ts"], synced_at)
             gaps = [b["ts"] - a["ts"] for a, b in zip(held, held[1:])]
-            assert all(350 <= g <= 650 for g in gaps), gaps
+            assert all(350 <= g <= GAP_MAX for g in gaps), gaps
             assert live[0]["ts"] - held[-1]["ts"] < 1500
             seqs = [b["seq"] for b in tele]
             assert sorted(seqs) == seqs
@@ -77,7 +83,7 @@ def test_readings_before_sync_get_true_times(pki):
         assert min(w["start"] for k, w in s.sink.windows()) >= first - WINDOW_MS
         for k, w in s.sink.windows():
             if first <= w["start"] <= last:
-                assert w["count"] + w["bad"] >= 18, w
+                assert w["count"] + w["bad"] >= WINDOW_MIN, w
     finally:
         assert s.close() == 0
 

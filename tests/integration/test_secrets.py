@@ -195,7 +195,8 @@ def test_wrong_password_is_refused_with_a_clear_log_line(site):
         rc = gw.stop()
     log = gw.logtext()
     assert rc == 0, "agrigw exit status %r\n%s" % (rc, log[-3000:])
-    # said once per outage, not once per attempt
+    # said once per outage, not once per attempt, with where to look
     assert len(pattern.findall(log)) == 1, log[-3000:]
+    assert "check mqtt.username and mqtt.password_file)" in log, log[-3000:]
     assert not leaks(log, wrong) and not leaks(log, site.password) and not leaks(log, site.token)
     assert not site.reader.telemetry()

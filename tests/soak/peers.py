@@ -146,12 +146,14 @@ class LogWatch:
 
 
 class ProcSampler:
-    """VmRSS (kB) and the number of open descriptors of a process every 'every' s."""
+    """VmRSS and RssAnon (kB) and the number of open descriptors of a process
+    every 'every' s.  RssAnon is the heap and stacks; VmRSS also counts the
+    pages of the libraries' code as they are first used."""
 
     def __init__(self, pid, every=10.0):
         self.pid = pid
         self.every = every
-        self.samples = []             # (time.time(), rss_kb, fds)
+        self.samples = []             # (time.time(), rss_kb, fds, anon_kb)
         self.stopped = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -159,11 +161,12 @@ class ProcSampler:
     def sample(self):
         try:
             with open("/proc/%d/status" % self.pid) as f:
-                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+                st = dict(l.split(":", 1) for l in f if ":" in l)
+            rss, anon = int(st["VmRSS"].split()[0]), int(st["RssAnon"].split()[0])
             fds = len(os.listdir("/proc/%d/fd" % self.pid))
-        except (OSError, StopIteration):
+        except (OSError, KeyError, ValueError):
             return None
-        return (time.time(), rss, fds)
+        return (time.time(), rss, fds, anon)
 
     def _run(self):
         while not self.stopped.is_set():
