@@ -173,12 +173,17 @@ def proc_cpu(pid):
     return ticks / CLK_TCK, run_ns / 1e9, int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
-def vm_hwm_kib(pid):
+def status_kib(pid, key):
+    """A kB field of /proc/PID/status (VmHWM, RssAnon, RssFile), 0 when absent."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def vm_hwm_kib(pid):
+    return status_kib(pid, "VmHWM")
 
 
 def sims_requests(sims):
@@ -223,6 +228,9 @@ def run_workload(name, w, warmup, window, callgrind=None):
         time.sleep(window)
         c1, w1, r1, q1 = time.monotonic(), time.time(), proc_cpu(pid), sims_requests(sims)
         res["hwm_kib"] = vm_hwm_kib(pid)
+        # VmRSS = RssAnon (agrigw's own heap, stacks, data) + RssFile (pages of
+        # the binary and the shared libraries, shared with other processes)
+        res["anon_kib"], res["file_kib"] = status_kib(pid, "RssAnon"), status_kib(pid, "RssFile")
         time.sleep(3 * w["interval"] + 2.0)     # what was polled in the window arrives
         el = c1 - c0
         m = counter.window(w0, w1)
@@ -455,6 +463,8 @@ def report(results, args):
         row("peak RSS (VmHWM)", ["%.2f MiB" % (wl[k]["hwm_kib"] / 1024.0) for k in cols],
             "<= %g MiB: " % TARGET_RSS_MIB + ", ".join(
                 "%s %s" % (k, mark(wl[k]["hwm_kib"] <= TARGET_RSS_MIB * 1024)) for k in cols))
+        row("  own (RssAnon) / libraries (RssFile), end",
+            ["%.2f / %.2f MiB" % (wl[k]["anon_kib"] / 1024.0, wl[k]["file_kib"] / 1024.0) for k in cols], "")
         row("Modbus transactions per device per cycle", ["%.3f" % wl[k]["modbus_per_poll"] for k in cols],
             "exactly 1: " + ", ".join("%s %s" % (k, mark(abs(wl[k]["modbus_per_poll"] - 1) < 0.005)) for k in cols))
         row("MQTT messages per cycle (all topics)", ["%.1f" % wl[k]["mqtt_per_cycle"] for k in cols],
