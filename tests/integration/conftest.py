@@ -1,6 +1,9 @@
 """Long tests first: pytest-xdist hands tests out in collection order, and a
 two-minute outage test that starts last would stretch the whole run by its
-length.  Mark a test @pytest.mark.long to have it start in the first wave."""
+length.  Mark a test @pytest.mark.long to have it start in the first wave.
+Mark few: pytest-xdist 3.1 gives each worker its first tests in chunks
+(3 of 55 with 4 workers), so three long tests put first would all go to one
+worker and run one after the other."""
 
 
 def pytest_configure(config):

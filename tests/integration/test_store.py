@@ -5,8 +5,6 @@ import random
 import signal
 import time
 
-import pytest
-
 from harness import Gateway, Subscriber, wait_for
 from test_gateway import PREFIX, Site
 
@@ -21,7 +19,6 @@ def assert_contiguous(seqs, first=1):
     assert not missing, "missing seq: %s" % missing[:20]
 
 
-@pytest.mark.long
 def test_broker_down_two_minutes_replayed_in_order_flagged_historical():
     s = Site(client_id="store-sub", store=True)
     try:

@@ -240,7 +240,6 @@ def test_tls_refused_then_fixed(pki, cert, cause):
         assert s.close() == 0
 
 
-@pytest.mark.long
 def test_kill9_loop_no_window_and_no_seq_missing(pki):
     import random
     import signal
