@@ -100,7 +100,7 @@ class Netlab:
         self.sysctl("mid", "net.netfilter.nf_conntrack_tcp_timeout_established", self.nat_idle_s)
         self.nft("mid", """
 table inet lab {
-  set mqtt_syn { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 4h; size 65535; }
+  set mqtt_syn { type ipv4_addr . inet_service; flags dynamic, timeout; timeout @SET_TIMEOUT@s; size 65535; }
   chain c_pre {
     type filter hook prerouting priority -150; policy accept;
     ct state invalid counter drop
@@ -113,7 +113,7 @@ table inet lab {
     oifname "mid-srv" masquerade
   }
 }
-""")
+""".replace("@SET_TIMEOUT@", str(self.SET_TIMEOUT_S)))
         self.nft("srv", """
 table inet lab {
   chain c_in { type filter hook input priority 0; policy accept; }
@@ -185,7 +185,7 @@ table inet lab {
         return 0
 
     # -- connection attempts to the broker, seen by the router ------------------
-    SET_TIMEOUT_S = 4 * 3600
+    SET_TIMEOUT_S = 4 * 3600          # the mqtt_syn set's element timeout (up())
 
     def watch_connects(self, port):
         """Record every new TCP connection from gw to srv:PORT (source address and
